@@ -1,0 +1,1 @@
+"""Airflow provider for Disruptive Technologies sensor events."""
