@@ -1,0 +1,3 @@
+from tap_disruptive.emulator.cli import main
+
+main()

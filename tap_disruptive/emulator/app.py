@@ -1,0 +1,475 @@
+"""The emulator's HTTP application: DT's REST routes, the emulator API and the `/_emulator` controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import replace
+from itertools import islice
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from tap_disruptive.emulator.auth import Authenticator, InvalidGrant
+from tap_disruptive.emulator.config import EmulatorConfig
+from tap_disruptive.emulator.errors import ApiError, error_body, error_response
+from tap_disruptive.emulator.faults import HTTP_FAULT, Fault, HttpFaults
+from tap_disruptive.emulator.payloads import complete_published
+from tap_disruptive.emulator.queries import (
+    DeviceFilter,
+    PageToken,
+    duration_param,
+    page_size,
+    single,
+    time_param,
+)
+from tap_disruptive.emulator.simulator import Simulator
+from tap_disruptive.emulator.store import Device, EventStore
+from tap_disruptive.emulator.streams import StreamHub, StreamWriter, Subscriber
+from tap_disruptive.model.device_types import DEVICE_TYPES
+from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
+from tap_disruptive.model.ids import EMULATED_DEVICE_PREFIX, IdFactory, split_target_name
+from tap_disruptive.model.times import format_timestamp, timestamp_seconds
+
+DEVICE_PAGE_SIZE = 100
+EVENT_PAGE_SIZE, EVENT_PAGE_MAX = 100, 1000
+DEFAULT_HISTORY_WINDOW = 24 * 3600.0
+_BAD_GATEWAY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
+)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+    )
+
+
+def _raw_json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
+
+
+def fault_response(fault: Fault) -> web.Response:
+    if fault.status == 502:
+        return web.Response(status=502, text=_BAD_GATEWAY_PAGE, content_type="text/html")
+    headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else None
+    message = {401: "unauthenticated", 403: "forbidden", 429: "too many requests"}.get(
+        fault.status, "unavailable"
+    )
+    return error_response(fault.status, message, headers)
+
+
+class Emulator:
+    """One emulated DT deployment: projects, devices, events, auth and faults."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.store = EventStore(list(config.project_ids), IdFactory())
+        self.hub = StreamHub()
+        self.store.listeners.append(self.hub.on_event)
+        self.auth = Authenticator(
+            key_id=config.key_id,
+            secret=config.key_secret,
+            email=config.email,
+            token_lifetime=config.token_lifetime,
+            allow_basic=config.basic_auth,
+        )
+        self.http_faults = HttpFaults()
+        self.simulator = Simulator(config, self.store)
+        self._emulated_ids = IdFactory()
+        self.token_url = ""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- application -------------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        projects = "/v2/projects/{project}"
+        app.router.add_post("/oauth2/token", self.token)
+        app.router.add_get("/v2/projects", self.list_projects)
+        app.router.add_get(projects, self.get_project)
+        app.router.add_get(projects + "/devices", self.list_devices)
+        app.router.add_post(projects + "/devices", self.create_device)
+        app.router.add_get(projects + "/devices:stream", self.stream)
+        app.router.add_post(projects + "/devices:batchUpdate", self.batch_update)
+        app.router.add_get(projects + "/devices/{device}", self.device_get)
+        app.router.add_post(projects + "/devices/{device}", self.device_post)
+        app.router.add_delete(projects + "/devices/{device}", self.delete_device)
+        app.router.add_get(projects + "/devices/{device}/events", self.history)
+        app.router.add_get("/_emulator/ledger", self.ledger)
+        app.router.add_get("/_emulator/status", self.status)
+        app.router.add_post("/_emulator/faults", self.add_faults)
+        app.router.add_delete("/_emulator/faults", self.clear_faults)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        self._tasks.append(asyncio.create_task(self.simulator.run()))
+        if self.config.chaos_interval > 0:
+            self._tasks.append(asyncio.create_task(self._chaos()))
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.hub.close_all()
+
+    def populate(self) -> None:
+        self.simulator.populate()
+        self.simulator.pregenerate_history(time.time())
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path.startswith(("/v2/", "/oauth2/")):
+                fault = self.http_faults.take(is_stream=request.path.endswith(":stream"))
+                if fault is not None:
+                    return fault_response(fault)
+            if request.path.startswith("/v2/"):
+                self.auth.check(request.headers.get("Authorization"))
+            return await handler(request)
+        except ApiError as error:
+            return error_response(error.status, error.message, error.headers)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            return error_response(error.status, error.reason.lower())
+
+    # --- auth ----------------------------------------------------------------------------------------
+
+    async def token(self, request: web.Request) -> web.Response:
+        if "assertion" in request.query:
+            raise ApiError(400, "the assertion must be sent as a form parameter")
+        form = await request.post()
+        audiences = [self.token_url, str(request.url.with_query(None))]
+        try:
+            grant, assertion = form.get("grant_type"), form.get("assertion")
+            answer = self.auth.issue(
+                grant if isinstance(grant, str) else None,
+                assertion if isinstance(assertion, str) else None,
+                audiences,
+            )
+        except InvalidGrant as error:
+            # OAuth2 answers a refused grant with 400; DT's client reads that as "could not authenticate".
+            body = {**error_body(400, "invalid_grant"), "error_description": str(error)}
+            return _json(body, status=400)
+        return _json(answer)
+
+    # --- projects and devices ------------------------------------------------------------------------
+
+    def _project(self, request: web.Request) -> dict[str, Device]:
+        project_id = request.match_info["project"]
+        devices = self.store.projects.get(project_id)
+        if devices is None:
+            raise ApiError(404, f"project {project_id} not found")
+        return devices
+
+    def _device(self, request: web.Request, device_id: str) -> Device:
+        project_id = request.match_info["project"]
+        if project_id == "-":  # DT's wildcard project searches every project
+            for devices in self.store.projects.values():
+                if device_id in devices:
+                    return devices[device_id]
+            raise ApiError(404, f"device {device_id} not found")
+        device = self._project(request).get(device_id)
+        if device is None:
+            raise ApiError(404, f"device {device_id} not found")
+        return device
+
+    async def list_projects(self, _request: web.Request) -> web.Response:
+        return _json(
+            {"projects": [self._project_resource(p) for p in self.store.projects], "nextPageToken": ""}
+        )
+
+    async def get_project(self, request: web.Request) -> web.Response:
+        self._project(request)
+        return _json(self._project_resource(request.match_info["project"]))
+
+    def _project_resource(self, project_id: str) -> dict[str, Any]:
+        devices = self.store.projects[project_id].values()
+        ccons = sum(1 for device in devices if device.device_type == "ccon")
+        return {
+            "name": f"projects/{project_id}",
+            "displayName": "Emulated project",
+            "organization": "organizations/emulator",
+            "organizationDisplayName": "Emulator",
+            "sensorCount": len(devices) - ccons,
+            "cloudConnectorCount": ccons,
+            "inventory": False,
+        }
+
+    async def list_devices(self, request: web.Request) -> web.Response:
+        if request.match_info["project"] == "-":
+            raise ApiError(400, "listing devices across projects needs an organization; not emulated")
+        devices = self._project(request)
+        query = request.query
+        event_filter = DeviceFilter.from_query(query)
+        search = (single(query, "query") or "").lower()
+        matching = [
+            device
+            for device in devices.values()
+            if event_filter.matches_device(device) and (not search or search in _search_text(device))
+        ]
+        order_by = single(query, "order_by")
+        if order_by:
+            matching = _ordered(matching, order_by)
+        size = page_size(query, DEVICE_PAGE_SIZE, DEVICE_PAGE_SIZE)
+        token = PageToken.decode(query)
+        offset = token.offset if token else 0
+        page = matching[offset : offset + size]
+        more = offset + size < len(matching)
+        return _json(
+            {
+                "devices": [device.resource() for device in page],
+                "nextPageToken": PageToken(offset + size).encode() if more else "",
+            }
+        )
+
+    async def device_get(self, request: web.Request) -> web.StreamResponse:
+        device_id, _, action = request.match_info["device"].partition(":")
+        device = self._device(request, device_id)
+        if action == "stream":
+            narrowed = DeviceFilter.from_query(request.query)
+            if narrowed.device_ids is not None and device_id not in narrowed.device_ids:
+                narrowed = replace(narrowed, device_ids=frozenset())
+            else:
+                narrowed = replace(narrowed, device_ids=frozenset({device_id}))
+            return await self._serve_stream(request, device.project_id, narrowed)
+        if action:
+            raise ApiError(404, f"unknown method :{action}")
+        return _json(device.resource())
+
+    async def create_device(self, request: web.Request) -> web.Response:
+        devices = self._project(request)
+        body = await _json_body(request)
+        device_type = body.get("type")
+        if device_type not in DEVICE_TYPES:
+            raise ApiError(400, f"unknown device type: {device_type!r}")
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ApiError(400, "labels must map strings to strings")
+        device_id = EMULATED_DEVICE_PREFIX + self._emulated_ids.new_id(time.time())
+        project_id = request.match_info["project"]
+        device = Device(project_id, device_id, device_type, "", {"virtual-sensor": "", **labels})
+        self.store.add_device(device)
+        assert device_id in devices
+        return _json(device.resource())
+
+    async def delete_device(self, request: web.Request) -> web.Response:
+        device = self._device(request, request.match_info["device"])
+        del self.store.projects[device.project_id][device.device_id]
+        return _json({})
+
+    async def device_post(self, request: web.Request) -> web.Response:
+        device_id, _, action = request.match_info["device"].partition(":")
+        if action != "publish":
+            raise ApiError(404, f"unknown method :{action}" if action else "method not allowed")
+        device = self._device(request, device_id)
+        body = await _json_body(request)
+        if len(body) != 1:
+            raise ApiError(400, 'publish takes exactly one event: {"<eventType>": {...}}')
+        ((event_type, given),) = body.items()
+        if event_type == LABELS_CHANGED:
+            raise ApiError(400, "labelsChanged events cannot be published; change the labels instead")
+        if event_type not in EVENT_TYPES:
+            raise ApiError(400, f"unknown event type: {event_type!r}")
+        if event_type not in DEVICE_TYPES[device.device_type].event_types:
+            raise ApiError(400, f"a {device.device_type} device does not send {event_type} events")
+        if not isinstance(given, dict):
+            raise ApiError(400, "the event payload must be an object")
+        now = time.time()
+        stamp = given.get("updateTime")
+        try:
+            timestamp = timestamp_seconds(stamp) if isinstance(stamp, str) else now
+        except ValueError:
+            raise ApiError(400, f"updateTime is not an RFC 3339 timestamp: {stamp!r}") from None
+        payload = complete_published(
+            event_type, given, stamp if isinstance(stamp, str) else format_timestamp(now)
+        )
+        self.store.record(device, event_type, {event_type: payload}, timestamp)
+        return _json({})
+
+    async def batch_update(self, request: web.Request) -> web.Response:
+        self._project(request)
+        body = await _json_body(request)
+        add, remove = body.get("addLabels") or {}, body.get("removeLabels") or []
+        if not add and not remove:
+            raise ApiError(400, "give addLabels or removeLabels")
+        if not isinstance(add, dict) or not isinstance(remove, list):
+            raise ApiError(400, "addLabels is an object and removeLabels a list")
+        errors = []
+        for name in body.get("devices") or []:
+            try:
+                project_id, device_id = split_target_name(name)
+            except (ValueError, AttributeError):
+                errors.append(_batch_error(str(name), "INVALID_ARGUMENT", "not a device name"))
+                continue
+            device = self.store.device(project_id, device_id or "")
+            if device is None:
+                errors.append(_batch_error(name, "NOT_FOUND", "device not found"))
+                continue
+            self.store.change_labels(
+                device, {str(k): str(v) for k, v in add.items()}, [str(k) for k in remove]
+            )
+        return _json({"batchErrors": errors})
+
+    # --- history and stream --------------------------------------------------------------------------
+
+    async def history(self, request: web.Request) -> web.Response:
+        device = self._device(request, request.match_info["device"])
+        query = request.query
+        now = time.time()
+        start = time_param(query, "start_time", now - DEFAULT_HISTORY_WINDOW)
+        end = time_param(query, "end_time", now)
+        event_types = DeviceFilter.from_query(query).event_types
+        size = page_size(query, EVENT_PAGE_SIZE, EVENT_PAGE_MAX)
+        token = PageToken.decode(query) or PageToken(0, now - self.config.indexing_delay)
+        found = list(
+            islice(
+                self.store.history(device, start, end, event_types, token.cutoff),
+                token.offset,
+                token.offset + size + 1,
+            )
+        )
+        more = len(found) > size
+        next_token = PageToken(token.offset + size, token.cutoff).encode() if more else ""
+        body = b'{"events":[' + b",".join(found[:size]) + b'],"nextPageToken":"' + next_token.encode() + b'"}'
+        return _raw_json(body)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        self._project(request)
+        return await self._serve_stream(
+            request, request.match_info["project"], DeviceFilter.from_query(request.query)
+        )
+
+    async def _serve_stream(
+        self, request: web.Request, project_id: str, event_filter: DeviceFilter
+    ) -> web.StreamResponse:
+        ping_interval = duration_param(request.query, "ping_interval", self.config.default_ping_interval)
+        sse = "text/event-stream" in request.headers.get("Accept", "")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream" if sse else "application/json",
+                "Cache-Control": "no-cache",
+            }
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        subscriber = Subscriber(project_id, event_filter, sse)
+        self.hub.subscribe(subscriber)
+        try:
+            writer = StreamWriter(
+                request=request,
+                response=response,
+                subscriber=subscriber,
+                ping_interval=ping_interval,
+                new_id=self.store.ids.new_id,
+                clock=time.time,
+            )
+            await writer.run()
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self.hub.unsubscribe(subscriber)
+        return response
+
+    # --- emulator controls ---------------------------------------------------------------------------
+
+    async def ledger(self, request: web.Request) -> web.Response:
+        """Every event produced, in production order; filters as on the stream, `after` to page on."""
+        query = request.query
+        after_text = query.get("after", "0")
+        if not after_text.isdigit():
+            raise ApiError(400, "after must be a non-negative integer")
+        event_filter = DeviceFilter.from_query(query)
+        project = query.get("project")
+        end = len(self.store.ledger)
+        selected = []
+        for text in self.store.ledger[int(after_text) : end]:
+            if _ledger_match(self.store, event_filter, project, text):
+                selected.append(text)
+        return _raw_json(b'{"events":[' + b",".join(selected) + b'],"next":' + str(end).encode() + b"}")
+
+    async def status(self, _request: web.Request) -> web.Response:
+        return _json(
+            {
+                "open_streams": self.hub.open_count(),
+                "connections_served": self.hub.connections_served,
+                "events_recorded": len(self.store.ledger),
+                "events_simulated": self.simulator.produced,
+                "simulated_events_skipped": self.simulator.skipped,
+                "tokens_issued": self.auth.tokens_issued,
+            }
+        )
+
+    async def add_faults(self, request: web.Request) -> web.Response:
+        body = await _json_body(request, allow_list=True)
+        faults = [Fault.from_json(item) for item in (body if isinstance(body, list) else [body])]
+        streams = 0
+        for fault in faults:
+            if fault.kind == HTTP_FAULT:
+                self.http_faults.add(fault)
+            else:
+                streams = max(streams, self.hub.inject(fault))
+        return _json({"faults": len(faults), "open_streams_hit": streams})
+
+    async def clear_faults(self, _request: web.Request) -> web.Response:
+        self.http_faults.clear()
+        self.hub.clear_faults()
+        return _json({})
+
+    async def _chaos(self) -> None:
+        rng = random.Random(self.config.seed + 1)
+        while True:
+            await asyncio.sleep(rng.expovariate(1.0 / self.config.chaos_interval))
+            if self.hub.open_count():
+                self.hub.inject(Fault(rng.choice(self.config.chaos_kinds), after_events=rng.randint(0, 5)))
+
+
+async def _json_body(request: web.Request, allow_list: bool = False) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _batch_error(device: str, code: str, message: str) -> dict[str, Any]:
+    return {"device": device, "status": {"code": code, "message": message}}
+
+
+def _search_text(device: Device) -> str:
+    return " ".join([device.device_id, device.device_type, *device.labels.values()]).lower()
+
+
+def _ordered(devices: list[Device], order_by: str) -> list[Device]:
+    descending = order_by.startswith("-")
+    path = order_by.lstrip("-").split(".")
+
+    def key(device: Device) -> tuple[bool, str]:
+        value: Any = device.resource()
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        return (value is None, "" if value is None else str(value))
+
+    return sorted(devices, key=key, reverse=descending)
+
+
+def _ledger_match(store: EventStore, event_filter: DeviceFilter, project: str | None, text: bytes) -> bool:
+    event = json.loads(text)
+    if not event_filter.matches_event_type(event["eventType"]):
+        return False
+    project_id, device_id = split_target_name(event["targetName"])
+    if project is not None and project_id != project:
+        return False
+    device = store.device(project_id, device_id or "")
+    if device is None:
+        unfiltered = DeviceFilter(event_types=event_filter.event_types)
+        return event_filter == unfiltered
+    return event_filter.matches_device(device)

@@ -1,0 +1,155 @@
+"""Run the emulator as a child process: for tests, demos and users' own pipeline tests.
+
+with EmulatorProcess("--rate", "5") as emulator:
+    print(emulator.api_url, emulator.project_id)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import TracebackType
+from typing import Any
+
+import requests
+
+
+class EmulatorProcess:
+    """A `disruptive-emulator` child process on loopback, with helpers for its emulator API."""
+
+    def __init__(self, *args: str, startup_timeout: float = 60.0) -> None:
+        self.args = args
+        self.startup_timeout = startup_timeout
+        self.info: dict[str, Any] = {}
+        self._process: subprocess.Popen[str] | None = None
+        self.http = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"EmulatorProcess(api_url={self.info.get('api_url')!r})"
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> EmulatorProcess:
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
+            [sys.executable, "-m", "tap_disruptive.emulator", *self.args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            code = self._process.wait(timeout=self.startup_timeout)
+            raise RuntimeError(f"the emulator exited with {code} before it was ready")
+        self.info = json.loads(line)
+        self.http.auth = (self.key_id, self.key_secret)
+        return self
+
+    def stop(self) -> int | None:
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        self.http.close()
+        return self._process.returncode
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- where it is ---------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return str(self.info["api_url"])
+
+    @property
+    def token_url(self) -> str:
+        return str(self.info["token_url"])
+
+    @property
+    def base_url(self) -> str:
+        return str(self.info["emulator_url"])
+
+    @property
+    def project_id(self) -> str:
+        return str(self.info["project_id"])
+
+    @property
+    def key_id(self) -> str:
+        return str(self.info["key_id"])
+
+    @property
+    def key_secret(self) -> str:
+        return str(self.info["key_secret"])
+
+    @property
+    def email(self) -> str:
+        return str(self.info["email"])
+
+    # --- the emulator API ----------------------------------------------------------------------------
+
+    def _ok(self, response: requests.Response) -> Any:
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator answered {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def devices(self, **params: Any) -> list[dict[str, Any]]:
+        url = f"{self.api_url}/projects/{self.project_id}/devices"
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = self._ok(self.http.get(url, params={**params, "page_token": token}, timeout=30))
+            found += page["devices"]
+            token = page["nextPageToken"]
+            if not token:
+                return found
+
+    def create_device(self, device_type: str, labels: dict[str, str] | None = None) -> str:
+        url = f"{self.api_url}/projects/{self.project_id}/devices"
+        device = self._ok(self.http.post(url, json={"type": device_type, "labels": labels or {}}, timeout=30))
+        return str(device["name"]).rsplit("/", 1)[-1]
+
+    def publish(self, device_id: str, event_type: str, payload: dict[str, Any] | None = None) -> None:
+        url = f"{self.api_url}/projects/{self.project_id}/devices/{device_id}:publish"
+        self._ok(self.http.post(url, json={event_type: payload or {}}, timeout=30))
+
+    def set_labels(self, device_id: str, add: dict[str, str], remove: list[str] | None = None) -> None:
+        url = f"{self.api_url}/projects/{self.project_id}/devices:batchUpdate"
+        name = f"projects/{self.project_id}/devices/{device_id}"
+        body = {"devices": [name], "addLabels": add, "removeLabels": remove or []}
+        self._ok(self.http.post(url, json=body, timeout=30))
+
+    def inject(self, kind: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._ok(
+            self.http.post(f"{self.base_url}/_emulator/faults", json={"kind": kind, **fields}, timeout=30)
+        )
+        return result
+
+    def clear_faults(self) -> None:
+        self._ok(self.http.delete(f"{self.base_url}/_emulator/faults", timeout=30))
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._ok(self.http.get(f"{self.base_url}/_emulator/status", timeout=30))
+        return result
+
+    def ledger(self, after: int = 0, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        """Events the emulator produced since ledger position `after`, and the position to read on from."""
+        answer = self._ok(
+            self.http.get(f"{self.base_url}/_emulator/ledger", params={"after": after, **filters}, timeout=60)
+        )
+        return answer["events"], int(answer["next"])
+
+    def ledger_position(self) -> int:
+        return int(self.status()["events_recorded"])
