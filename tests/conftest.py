@@ -1,0 +1,41 @@
+"""Shared fixtures: emulators started as real processes on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tap_disruptive.emulator.process import EmulatorProcess
+
+# A quiet emulator: no simulated traffic, so every event in a test is one the test published.
+QUIET = ("--rate", "0", "--history-span", "0", "--indexing-delay", "0.2")
+
+StartEmulator = Callable[..., EmulatorProcess]
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[StartEmulator]:
+    """Start emulators with the given CLI arguments; all are stopped at the end of the test."""
+    started: list[EmulatorProcess] = []
+
+    def start(*args: str) -> EmulatorProcess:
+        emulator = EmulatorProcess(*args).start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        assert emulator.stop() == 0, "the emulator did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture
+def quiet_emulator(start_emulator: StartEmulator) -> EmulatorProcess:
+    return start_emulator(*QUIET)
+
+
+@pytest.fixture(scope="module")
+def shared_quiet_emulator() -> Iterator[EmulatorProcess]:
+    """One quiet emulator for a whole module whose tests do not inject faults."""
+    with EmulatorProcess(*QUIET) as emulator:
+        yield emulator
