@@ -70,7 +70,7 @@ class Emulator:
         self.config = config
         self.store = EventStore(list(config.project_ids), IdFactory())
         self.hub = StreamHub()
-        self.store.listeners.append(self.hub.on_event)
+        self.store.listeners.append(self.hub.on_events)
         self.auth = Authenticator(
             key_id=config.key_id,
             secret=config.key_secret,
@@ -290,7 +290,7 @@ class Emulator:
         payload = complete_published(
             event_type, given, stamp if isinstance(stamp, str) else format_timestamp(now)
         )
-        self.store.record(device, event_type, {event_type: payload}, timestamp)
+        self.store.record(device, event_type, json.dumps(payload, separators=(",", ":")), timestamp)
         return _json({})
 
     async def batch_update(self, request: web.Request) -> web.Response:

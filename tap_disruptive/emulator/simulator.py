@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from bisect import bisect
 from dataclasses import dataclass
+from itertools import accumulate
 
 from tap_disruptive.emulator.config import EmulatorConfig
-from tap_disruptive.emulator.payloads import SensorState
-from tap_disruptive.emulator.store import Device, EventStore
+from tap_disruptive.emulator.sensor_state import SensorState
+from tap_disruptive.emulator.store import Device, EventStore, RecordedEvent
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.ids import IdFactory
-from tap_disruptive.model.times import format_timestamp
+from tap_disruptive.model.times import stamp_and_seconds
 
 _ROOMS = ("kitchen", "lab", "server-room", "lobby", "meeting-1", "meeting-2", "storage", "office")
 _BACKFILLABLE = frozenset({"temperature", "humidity"})
@@ -25,7 +27,8 @@ class SimulatedDevice:
     device: Device
     state: SensorState
     event_types: list[str]
-    weights: list[float]
+    # Running totals of the event types' shares, ending at 1.0, to draw a type with one random number.
+    cumulative_weights: list[float]
 
 
 class Simulator:
@@ -37,6 +40,9 @@ class Simulator:
         self.rng = random.Random(config.seed)
         self.devices: list[SimulatedDevice] = []
         self.produced = 0
+        self._backfill_ratio = config.backfill_ratio
+        self._order: list[int] = []
+        self._cursor = 0
         self.skipped = 0
 
     def populate(self) -> None:
@@ -71,7 +77,9 @@ class Simulator:
         else:
             readings = len(kinds) - 3  # all but touch, networkStatus and batteryStatus
             weights = [0.7 / readings] * readings + [0.1, 0.15, 0.05] if readings else [0.7, 0.25, 0.05]
-        return SimulatedDevice(device, SensorState(self.rng, ccon_ids), kinds, weights)
+        cumulative = list(accumulate(weight / sum(weights) for weight in weights))
+        cumulative[-1] = 1.0
+        return SimulatedDevice(device, SensorState(self.rng, ccon_ids), kinds, cumulative)
 
     def pregenerate_history(self, now: float) -> None:
         span, interval = self.config.history_span, self.config.history_interval
@@ -81,20 +89,48 @@ class Simulator:
         for step in range(steps, 0, -1):
             for simulated in self.devices:
                 timestamp = now - step * interval + self.rng.uniform(0, interval * 0.9)
-                self._emit(simulated, timestamp, recorded_at=timestamp)
+                self._emit_past(simulated, timestamp)
 
-    def _emit(self, simulated: SimulatedDevice, timestamp: float, recorded_at: float | None = None) -> None:
-        event_type = self.rng.choices(simulated.event_types, simulated.weights)[0]
+    def _emit_past(self, simulated: SimulatedDevice, timestamp: float) -> None:
+        # History from before the emulator started: long indexed, and no stream was open to hear it.
+        stamp, timestamp = stamp_and_seconds(timestamp)
+        self._emit(simulated, stamp, timestamp, timestamp, self.store.ids.new_id(timestamp))
+
+    def _emit(
+        self, simulated: SimulatedDevice, stamp: str, timestamp: float, recorded_at: float, event_id: str
+    ) -> RecordedEvent:
+        event_type = simulated.event_types[bisect(simulated.cumulative_weights, self.rng.random())]
         backfilled = (
-            event_type in _BACKFILLABLE
-            and self.config.backfill_ratio > 0
-            and self.rng.random() < self.config.backfill_ratio
+            self._backfill_ratio > 0.0
+            and event_type in _BACKFILLABLE
+            and self.rng.random() < self._backfill_ratio
         )
         if backfilled:
-            timestamp -= self.rng.uniform(1.0, self.config.backfill_max_age)
-        payload = simulated.state.payload(event_type, format_timestamp(timestamp), backfilled)
-        self.store.record(simulated.device, event_type, {event_type: payload}, timestamp, recorded_at)
+            stamp, timestamp = stamp_and_seconds(
+                timestamp - self.rng.uniform(1.0, self.config.backfill_max_age)
+            )
+        payload = simulated.state.payload_json(event_type, stamp, backfilled)
+        device = simulated.device
+        encoded = self.store.record_stamped(
+            device, event_type, payload, stamp, timestamp, recorded_at, event_id
+        )
         self.produced += 1
+        return device, event_type, encoded
+
+    def emit_tick(self, count: int) -> None:
+        """Emit `count` live events from devices in shuffled turns.
+
+        Events of one tick share its timestamp (a tick is a few milliseconds): formatting one stamp and
+        one run of ids per tick is what lets the fast feed reach tens of thousands of events a second.
+        """
+        stamp, now = stamp_and_seconds(time.time())
+        devices, order, recorded = self.devices, self._order, []
+        for event_id in self.store.ids.new_ids(now, count):
+            if self._cursor == 0:
+                self.rng.shuffle(order)
+            recorded.append(self._emit(devices[order[self._cursor]], stamp, now, now, event_id))
+            self._cursor = (self._cursor + 1) % len(order)
+        self.store.notify(recorded)
 
     async def run(self) -> None:
         """Emit live events at the configured rate until cancelled."""
@@ -103,8 +139,7 @@ class Simulator:
             return
         loop = asyncio.get_running_loop()
         started, emitted = loop.time(), 0
-        order = list(range(len(self.devices)))
-        cursor = 0
+        self._order = list(range(len(self.devices)))
         while True:
             await asyncio.sleep(_TICK if rate * _TICK >= 1 else min(1.0 / rate, 0.05))
             due = int((loop.time() - started) * rate) - emitted
@@ -113,9 +148,6 @@ class Simulator:
                 self.skipped += due - int(rate)
                 emitted += due - int(rate)
                 due = int(rate)
-            for _ in range(due):
-                if cursor == 0:
-                    self.rng.shuffle(order)
-                self._emit(self.devices[order[cursor]], time.time())
-                cursor = (cursor + 1) % len(order)
+            if due > 0:
+                self.emit_tick(due)
             emitted += due

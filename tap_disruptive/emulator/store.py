@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from array import array
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +17,14 @@ from typing import Any
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
 from tap_disruptive.model.ids import IdFactory, device_name
-from tap_disruptive.model.times import format_timestamp, to_microseconds
+from tap_disruptive.model.times import stamp_and_seconds
 
 _TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
-_TYPE_NAMES = list(EVENT_TYPES)
+_NESTED = {name: event_type.nested for name, event_type in EVENT_TYPES.items()}
+# DT's key order; ids, names, types and stamps are plain ASCII that needs no escaping. Payloads sit under
+# `data.<eventType>`, but for labelsChanged, whose fields are `data` itself (the type is then left out).
+_NESTED_TEMPLATE = '{"eventId":"%s","targetName":"%s","eventType":"%s","data":{"%s":%s},"timestamp":"%s"}'
+_FLAT_TEMPLATE = '{"eventId":"%s","targetName":"%s","eventType":"%s","data":%.0s%s,"timestamp":"%s"}'
 
 
 @dataclass
@@ -30,16 +34,17 @@ class Device:
     device_type: str
     product_number: str
     labels: dict[str, str]
-    reported: dict[str, Any] = field(default_factory=dict)
-    # History index, sorted by event time: timestamp, time recorded, event type code, ledger position.
+    # The latest payload of each event type as JSON text (decoded only when the device is read), or None.
+    reported: dict[str, str | None] = field(default_factory=dict)
+    # History index, sorted by event time: timestamp, time recorded, and ledger position << 8 | type code.
     times: array[float] = field(default_factory=lambda: array("d"))
     recorded: array[float] = field(default_factory=lambda: array("d"))
-    kinds: array[int] = field(default_factory=lambda: array("B"))
-    refs: array[int] = field(default_factory=lambda: array("Q"))
+    entries: array[int] = field(default_factory=lambda: array("Q"))
 
-    @property
-    def name(self) -> str:
-        return device_name(self.project_id, self.device_id)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = device_name(self.project_id, self.device_id)
 
     def resource(self) -> dict[str, Any]:
         """The device as DT's REST API returns it."""
@@ -48,12 +53,16 @@ class Device:
             "type": self.device_type,
             "productNumber": self.product_number,
             "labels": dict(self.labels),
-            "reported": dict(self.reported),
+            "reported": {
+                kind: None if text is None else json.loads(text) for kind, text in self.reported.items()
+            },
         }
 
 
-# Called for every recorded event with (device, event type, event JSON text, its ledger position).
-EventListener = Callable[[Device, str, bytes, int], None]
+# A recorded event as listeners get it: its device, its type and its JSON text.
+RecordedEvent = tuple[Device, str, bytes]
+# Called with each run of recorded events, in the order they were recorded.
+EventListener = Callable[[list[RecordedEvent]], None]
 
 
 class EventStore:
@@ -78,31 +87,57 @@ class EventStore:
         return self.projects.get(project_id, {}).get(device_id)
 
     def record(
-        self, device: Device, event_type: str, data: Any, timestamp: float, recorded_at: float | None = None
+        self,
+        device: Device,
+        event_type: str,
+        payload_json: str,
+        timestamp: float,
+        recorded_at: float | None = None,
     ) -> bytes:
-        """Record one event: ledger, history, the device's reported state, and every listener."""
-        timestamp = to_microseconds(timestamp)
-        stamp = format_timestamp(timestamp)
-        text = json.dumps(
-            {
-                "eventId": self.ids.new_id(timestamp),
-                "targetName": device.name,
-                "eventType": event_type,
-                "data": data,
-                "timestamp": stamp,
-            },
-            separators=(",", ":"),
-        ).encode()
-        position = len(self.ledger)
-        self.ledger.append(text)
-        self._index(
-            device, event_type, timestamp, self.clock() if recorded_at is None else recorded_at, position
+        """Record one event from its payload's JSON text: ledger, history, reported state, listeners."""
+        stamp, timestamp = stamp_and_seconds(timestamp)
+        event_id = self.ids.new_id(timestamp)
+        encoded = self.record_stamped(
+            device, event_type, payload_json, stamp, timestamp, recorded_at, event_id
         )
-        if event_type in device.reported and isinstance(data, dict):
-            device.reported[event_type] = data.get(event_type)
+        self.notify([(device, event_type, encoded)])
+        return encoded
+
+    def record_stamped(  # noqa: PLR0917 - the fast feed's hot path, called positionally
+        self,
+        device: Device,
+        event_type: str,
+        payload_json: str,
+        stamp: str,
+        timestamp: float,
+        recorded_at: float | None,
+        event_id: str,
+    ) -> bytes:
+        """`record` for a caller that holds `stamp_and_seconds` of the event time and an id made for it.
+
+        Listeners are not called: the caller passes what it recorded to `notify`, one run at a time.
+        """
+        template = _NESTED_TEMPLATE if _NESTED[event_type] else _FLAT_TEMPLATE
+        encoded = (template % (event_id, device.name, event_type, event_type, payload_json, stamp)).encode()
+        position = len(self.ledger)
+        self.ledger.append(encoded)
+        entry = position << 8 | _TYPE_CODES[event_type]
+        times = device.times
+        if recorded_at is None:
+            recorded_at = self.clock()
+        if not times or timestamp >= times[-1]:
+            times.append(timestamp)
+            device.recorded.append(recorded_at)
+            device.entries.append(entry)
+        else:
+            self._insert_late(device, timestamp, recorded_at, entry)
+        if event_type in device.reported:
+            device.reported[event_type] = payload_json
+        return encoded
+
+    def notify(self, events: list[RecordedEvent]) -> None:
         for listener in self.listeners:
-            listener(device, event_type, text, position)
-        return text
+            listener(events)
 
     def change_labels(self, device: Device, add: dict[str, str], remove: list[str]) -> bytes | None:
         """Apply a label edit and record the labelsChanged event it causes (None if nothing changed)."""
@@ -117,24 +152,15 @@ class EventStore:
         for key in removed:
             del device.labels[key]
         change = {"added": added, "modified": modified, "removed": removed}
-        return self.record(device, LABELS_CHANGED, change, self.clock())
+        return self.record(device, LABELS_CHANGED, json.dumps(change, separators=(",", ":")), self.clock())
 
     @staticmethod
-    def _index(device: Device, event_type: str, timestamp: float, recorded_at: float, position: int) -> None:
-        code = _TYPE_CODES[event_type]
-        times = device.times
-        if not times or timestamp >= times[-1]:
-            times.append(timestamp)
-            device.recorded.append(recorded_at)
-            device.kinds.append(code)
-            device.refs.append(position)
-            return
+    def _insert_late(device: Device, timestamp: float, recorded_at: float, entry: int) -> None:
         # A backfilled event arrives late with an old timestamp: keep the index sorted by time.
-        at = bisect_left(times, timestamp)
-        insort(times, timestamp)
+        at = bisect_right(device.times, timestamp)
+        device.times.insert(at, timestamp)
         device.recorded.insert(at, recorded_at)
-        device.kinds.insert(at, code)
-        device.refs.insert(at, position)
+        device.entries.insert(at, entry)
 
     def history(
         self,
@@ -151,11 +177,7 @@ class EventStore:
         """
         codes = None if event_types is None else {_TYPE_CODES[name] for name in event_types}
         lo, hi = bisect_left(device.times, start), bisect_left(device.times, end)
-        recorded, kinds, refs, ledger = device.recorded, device.kinds, device.refs, self.ledger
+        recorded, entries, ledger = device.recorded, device.entries, self.ledger
         for index in range(hi - 1, lo - 1, -1):
-            if recorded[index] <= recorded_before and (codes is None or kinds[index] in codes):
-                yield ledger[refs[index]]
-
-    @staticmethod
-    def type_name(code: int) -> str:
-        return _TYPE_NAMES[code]
+            if recorded[index] <= recorded_before and (codes is None or entries[index] & 0xFF in codes):
+                yield ledger[entries[index] >> 8]

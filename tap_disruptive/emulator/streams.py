@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tap_disruptive.emulator.faults import Fault
 from tap_disruptive.emulator.queries import DeviceFilter
-from tap_disruptive.emulator.store import Device
+from tap_disruptive.emulator.store import RecordedEvent
 from tap_disruptive.model.event_types import LABELS_CHANGED
 from tap_disruptive.model.ids import project_name
 from tap_disruptive.model.times import format_timestamp
@@ -21,6 +21,7 @@ from tap_disruptive.model.times import format_timestamp
 MAX_BUFFERED_EVENTS = 1_000_000
 _ENVELOPE_HEAD = b'{"result":{"event":'
 _ENVELOPE_TAIL = b"}}"
+_BETWEEN_EVENTS = _ENVELOPE_TAIL + b"\n" + _ENVELOPE_HEAD
 
 
 @dataclass
@@ -43,20 +44,29 @@ class Subscriber:
         self.overflowed = False
         self.closing = False
         self._matches: dict[str, bool] = {}
+        self._unfiltered = event_filter == DeviceFilter()
 
-    def offer(self, device: Device, event_type: str, text: bytes) -> None:
-        if not self.filter.matches_event_type(event_type):
+    def offer(self, events: list[RecordedEvent]) -> None:
+        """Take the events this stream's filter selects."""
+        if self.overflowed:
             return
-        matches = self._matches.get(device.device_id)
-        if matches is None:
-            matches = self._matches[device.device_id] = self.filter.matches_device(device)
-        if not matches or self.overflowed:
-            return
-        self.buffer.append(text)
+        before = len(self.buffer)
+        if self._unfiltered:
+            self.buffer.extend(text for _device, _type, text in events)
+        else:
+            wanted_type, matches = self.filter.matches_event_type, self._matches
+            for device, event_type, text in events:
+                if not wanted_type(event_type):
+                    continue
+                match = matches.get(device.device_id)
+                if match is None:
+                    match = matches[device.device_id] = self.filter.matches_device(device)
+                if match:
+                    self.buffer.append(text)
         if len(self.buffer) > MAX_BUFFERED_EVENTS:
             self.overflowed = True
             self.buffer.clear()
-        if not self.wake.is_set():
+        if len(self.buffer) > before and not self.wake.is_set():
             self.wake.set()
 
     def forget_matches(self) -> None:
@@ -72,6 +82,12 @@ class Subscriber:
             return b"".join(b"data: " + line + b"\n\n" for line in lines)
         return b"\n".join(lines) + b"\n"
 
+    def frame_events(self, events: list[bytes]) -> bytes:
+        """Events in the `{"result":{"event":...}}` envelope, framed; one join for a whole batch."""
+        if self.sse:
+            return b"".join(b"data: " + _ENVELOPE_HEAD + event + _ENVELOPE_TAIL + b"\n\n" for event in events)
+        return _ENVELOPE_HEAD + _BETWEEN_EVENTS.join(events) + _ENVELOPE_TAIL + b"\n"
+
 
 class StreamHub:
     """Every open stream, fed by the event store; also where stream faults are delivered."""
@@ -81,16 +97,19 @@ class StreamHub:
         self._pending_faults: list[Fault] = []
         self.connections_served = 0
 
-    def on_event(self, device: Device, event_type: str, text: bytes, _position: int) -> None:
-        subscribers = self.subscribers.get(device.project_id)
-        if not subscribers:
+    def on_events(self, events: list[RecordedEvent]) -> None:
+        if not any(self.subscribers.values()):
             return
-        if event_type == LABELS_CHANGED:
-            for subscriber in subscribers:
-                subscriber.forget_matches()
-        line = _ENVELOPE_HEAD + text + _ENVELOPE_TAIL
-        for subscriber in subscribers:
-            subscriber.offer(device, event_type, line)
+        by_project: dict[str, list[RecordedEvent]] = {}
+        for event in events:
+            by_project.setdefault(event[0].project_id, []).append(event)
+        # Labels are matched as they are now: after a change, every stream matches devices afresh.
+        relabelled = any(event_type == LABELS_CHANGED for _device, event_type, _text in events)
+        for project_id, project_events in by_project.items():
+            for subscriber in self.subscribers.get(project_id, ()):
+                if relabelled:
+                    subscriber.forget_matches()
+                subscriber.offer(project_events)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.setdefault(subscriber.project_id, set()).add(subscriber)
@@ -192,12 +211,12 @@ class StreamWriter:
                 if faults:
                     faults[0].remaining -= len(batch)
                 if batch:
-                    await self._write_lines(batch)
+                    await self.response.write(subscriber.frame_events(batch))
                 return True
             pending = faults.pop(0)
             fault, before = pending.fault, pending.remaining
             if before:
-                await self._write_lines(batch[:before])
+                await self.response.write(subscriber.frame_events(batch[:before]))
             batch = batch[before:]
             if not await self._apply(fault, batch):
                 return False
@@ -217,19 +236,19 @@ class StreamWriter:
         elif fault.kind == "end":
             await self.response.write_eof()
         elif fault.kind == "cut":
-            self._cut_mid_chunk(rest[0] if rest else self._ping())
+            wire = self.subscriber.frame_events(rest[:1]) if rest else self.subscriber.frame([self._ping()])
+            self._cut_mid_chunk(wire)
         elif fault.kind == "stall":
             self.subscriber.buffer.clear()
             await asyncio.sleep(fault.seconds)
             self._abort()
         return False
 
-    def _cut_mid_chunk(self, line: bytes) -> None:
+    def _cut_mid_chunk(self, wire: bytes) -> None:
         # Announce a whole chunk, send half of it, and drop the connection.
         transport = self.request.transport
         if transport is not None:
-            frame = self.subscriber.frame([line])
-            transport.write(b"%x\r\n" % len(frame) + frame[: len(frame) // 2])
+            transport.write(b"%x\r\n" % len(wire) + wire[: len(wire) // 2])
         self._abort()
 
     def _abort(self) -> None:

@@ -13,23 +13,45 @@ ID_PATTERN = re.compile(r"^[0-9a-v]{20}$")
 EMULATED_DEVICE_PREFIX = "emu"
 
 
+_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+_TRIPLES: list[str] = []  # every 15-bit value as three base32hex digits, built on first use
+
+
+def _triples() -> list[str]:
+    if not _TRIPLES:
+        _TRIPLES.extend(a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET)
+    return _TRIPLES
+
+
 class IdFactory:
-    """Makes xid-format ids whose embedded second is the given time, as DT's event ids are."""
+    """Makes xid-format ids whose embedded second is the given time, as DT's event ids are.
+
+    The first 14 characters depend only on the second, machine and pid, so they are cached per second and
+    only the 6 characters carrying the counter are encoded per id: the emulator's fast feed makes many.
+    """
 
     def __init__(self, machine: bytes | None = None, pid: int | None = None, start: int = 0) -> None:
         self._machine = (machine or os.urandom(3))[:3].rjust(3, b"\0")
         self._pid = (os.getpid() if pid is None else pid) & 0xFFFF
+        self._pid_tail = (self._pid & 3) << 28
         self._counter = itertools.count(start)
+        self._second = -1
+        self._prefix = ""
+        self._triples = _triples()
 
     def new_id(self, unix_seconds: float) -> str:
-        counter = next(self._counter) & 0xFFFFFF
-        raw = (
-            struct.pack(">I", int(unix_seconds) & 0xFFFFFFFF)
-            + self._machine
-            + struct.pack(">H", self._pid)
-            + counter.to_bytes(3, "big")
-        )
-        return base64.b32hexencode(raw)[:20].decode("ascii").lower()
+        return self.new_ids(unix_seconds, 1)[0]
+
+    def new_ids(self, unix_seconds: float, count: int) -> list[str]:
+        """`count` fresh ids of the same second."""
+        second = int(unix_seconds) & 0xFFFFFFFF
+        if second != self._second:
+            raw = struct.pack(">I", second) + self._machine + struct.pack(">H", self._pid) + b"\0\0\0"
+            self._second, self._prefix = second, base64.b32hexencode(raw)[:14].decode("ascii").lower()
+        prefix, triples, pid_tail, counter = self._prefix, self._triples, self._pid_tail, self._counter
+        # Characters 14..19 hold 30 bits: the pid's low 2 bits, the 24-bit counter, 4 bits of padding.
+        tails = [pid_tail | ((next(counter) & 0xFFFFFF) << 4) for _ in range(count)]
+        return [prefix + triples[tail >> 15] + triples[tail & 0x7FFF] for tail in tails]
 
 
 def id_seconds(xid: str) -> int:

@@ -8,20 +8,25 @@ from datetime import UTC, datetime
 _second_cache: tuple[int, str] = (-1, "")
 
 
-def format_timestamp(unix_seconds: float) -> str:
-    """Format seconds since the epoch as DT does, e.g. ``2021-04-21T08:15:43.512330Z``."""
+def stamp_and_seconds(unix_seconds: float) -> tuple[str, float]:
+    """DT's stamp of a time, e.g. ``2021-04-21T08:15:43.512330Z``, and the seconds that stamp reads back as.
+
+    DT sends whole microseconds; keeping the rounded seconds beside the stamp lets an index of times
+    agree exactly with what a client parses from the wire.
+    """
     global _second_cache  # noqa: PLW0603 - a one-slot cache: the emulator formats many stamps per second
-    whole, micros = divmod(round(unix_seconds * 1_000_000), 1_000_000)
+    total = round(unix_seconds * 1_000_000)
+    whole, micros = divmod(total, 1_000_000)
     cached_second, prefix = _second_cache
     if cached_second != whole:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second_cache = (whole, prefix)
-    return f"{prefix}.{micros:06d}Z"
+    return f"{prefix}.{micros:06d}Z", total / 1_000_000
 
 
-def to_microseconds(unix_seconds: float) -> float:
-    """The time as its formatted stamp reads back: whole microseconds, the precision DT sends."""
-    return round(unix_seconds * 1_000_000) / 1_000_000
+def format_timestamp(unix_seconds: float) -> str:
+    """Format seconds since the epoch as DT does, e.g. ``2021-04-21T08:15:43.512330Z``."""
+    return stamp_and_seconds(unix_seconds)[0]
 
 
 def parse_timestamp(text: str) -> datetime:
