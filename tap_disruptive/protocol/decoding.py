@@ -1,0 +1,169 @@
+"""The stream decoder: bytes in, events, pings, stream errors and bad lines out. No I/O.
+
+It never raises on input. DT's stream is newline-delimited JSON, or Server-Sent Events when asked for;
+either way each line is reported as what it is: an event, a ping, an error line (in either of the two
+shapes DT has used), or a bad line (blank, not JSON, an unexpected object, a malformed event, or a
+line cut off by the end of the stream). Unknown event types are events like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tap_disruptive.protocol.events import Event
+
+# A line longer than this is no DT event; it is reported and skipped rather than buffered without end.
+MAX_LINE_BYTES = 4 * 1024 * 1024
+_EXCERPT = 120
+_SSE_IGNORED = (b"event:", b"id:", b"retry:", b":")
+
+# gRPC status codes DT's gateway may put in an error line, as HTTP statuses.
+GRPC_TO_HTTP = {
+    1: 408,  # CANCELLED: DT ends long streams with it ("closing stream")
+    2: 500,
+    3: 400,
+    4: 504,
+    5: 404,
+    6: 409,
+    7: 403,
+    8: 429,
+    9: 400,
+    10: 409,
+    11: 400,
+    12: 501,
+    13: 500,
+    14: 503,
+    15: 500,
+    16: 401,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    timestamp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """An error line. `status` is its HTTP meaning (a gRPC code is translated), None if it has none."""
+
+    status: int | None
+    message: str
+    shape: str  # "code" ({"code","message","details"}), "grpcCode" (the older gateway), or "text"
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    kind: str  # blank, not_json, unexpected, malformed_event, too_long, truncated
+    excerpt: str
+
+
+StreamItem = Event | Ping | StreamError | BadLine
+
+
+def _excerpt(line: bytes) -> str:
+    return line[:_EXCERPT].decode("utf-8", "replace")
+
+
+class StreamDecoder:
+    """Turns stream bytes, in chunks of any size, into stream items."""
+
+    def __init__(self, sse: bool = False, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.sse = sse
+        self.max_line_bytes = max_line_bytes
+        self._partial = b""
+        self._skipping_long_line = False
+        self._sse_data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[StreamItem]:
+        items: list[StreamItem] = []
+        if not chunk:
+            return items
+        lines = (self._partial + chunk).split(b"\n") if self._partial else chunk.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if self._skipping_long_line:
+                self._skipping_long_line = False  # the end of a line already reported as too long
+                continue
+            self._line(line, items)
+        if len(self._partial) > self.max_line_bytes:
+            items.append(BadLine("too_long", _excerpt(self._partial)))
+            self._partial = b""
+            self._skipping_long_line = True
+        return items
+
+    def finish(self) -> list[StreamItem]:
+        """The stream ended: whatever is left is a line cut short (or, in SSE, an undelivered message)."""
+        items: list[StreamItem] = []
+        if self._partial.strip() and not self._skipping_long_line:
+            items.append(BadLine("truncated", _excerpt(self._partial)))
+        if self._sse_data:
+            items.append(BadLine("truncated", _excerpt(b"\n".join(self._sse_data))))
+        self._partial, self._sse_data, self._skipping_long_line = b"", [], False
+        return items
+
+    def _line(self, line: bytes, items: list[StreamItem]) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            if self.sse:
+                if self._sse_data:  # a blank line ends an SSE message
+                    items.append(parse_line(b"\n".join(self._sse_data)))
+                    self._sse_data = []
+            else:
+                items.append(BadLine("blank", ""))
+            return
+        if line.startswith(b"data:"):
+            data = line[6:] if line.startswith(b"data: ") else line[5:]
+            if self.sse:
+                self._sse_data.append(data)
+            else:
+                items.append(parse_line(data))
+            return
+        if line.startswith(_SSE_IGNORED):
+            return
+        # A bare JSON line: NDJSON, or a server that ignored the request for SSE.
+        items.append(parse_line(line))
+
+
+def parse_line(line: bytes) -> StreamItem:
+    """One line's JSON object as a stream item."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return BadLine("not_json", _excerpt(line))
+    if type(obj) is dict:
+        result = obj.get("result")
+        if type(result) is dict:
+            raw = result.get("event")
+            if type(raw) is dict:
+                if raw.get("eventType") == "ping":
+                    timestamp = raw.get("timestamp")
+                    return Ping(timestamp if isinstance(timestamp, str) else None)
+                try:
+                    return Event(raw)
+                except ValueError as error:
+                    return BadLine("malformed_event", str(error))
+        elif "error" in obj:
+            return stream_error(obj["error"], obj.get("code"))
+    return BadLine("unexpected", _excerpt(line))
+
+
+def stream_error(error: Any, outer_code: Any = None) -> StreamError:
+    """An error line's meaning, in any of the shapes DT has sent (or its REST error body)."""
+    if isinstance(error, dict):
+        message = str(error.get("message") or error.get("httpStatus") or "stream error")[:200]
+        if isinstance(error.get("httpCode"), int):
+            return StreamError(error["httpCode"], message, "grpcCode")
+        if isinstance(error.get("grpcCode"), int):
+            return StreamError(GRPC_TO_HTTP.get(error["grpcCode"]), message, "grpcCode")
+        code = error.get("code")
+        if isinstance(code, int):
+            # DT's client treats codes below 100 as gRPC codes, and so do we.
+            return StreamError(code if code >= 100 else GRPC_TO_HTTP.get(code), message, "code")
+        return StreamError(None, message, "code")
+    status = outer_code if isinstance(outer_code, int) and outer_code >= 100 else None
+    return StreamError(status, str(error)[:200], "text")

@@ -1,0 +1,202 @@
+"""DT's REST calls as protocol steps: authorised, retried, paged. Each is a generator of commands
+(see `commands`) whose return value is the result, so drivers and the follower can compose them."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from tap_disruptive.protocol.auth import TokenCache
+from tap_disruptive.protocol.commands import Answer, Command, Send, Sleep
+from tap_disruptive.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
+from tap_disruptive.protocol.events import Event
+from tap_disruptive.protocol.filters import EventFilter
+from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure
+from tap_disruptive.protocol.retry import Backoff
+from tap_disruptive.protocol.settings import ClientSettings
+from tap_disruptive.protocol.stats import FollowerStats
+
+Steps = Generator[Command, Answer, Any]
+
+
+class Rest:
+    """Authorised, retried REST requests, and DT's paged resources built on them."""
+
+    def __init__(self, settings: ClientSettings, tokens: TokenCache, stats: FollowerStats) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.stats = stats
+
+    def __repr__(self) -> str:
+        return f"Rest(api_url={self.settings.api_url!r})"
+
+    # --- single and batched requests -----------------------------------------------------------------
+
+    def authorization(self) -> Generator[Command, Answer, str]:
+        """The Authorization header, fetching a token first when the cached one is missing or due."""
+        header = self.tokens.header()
+        retry = Backoff(self.settings)
+        while header is None:
+            (answer,) = yield from _send([self.tokens.token_request()], 1)
+            try:
+                if isinstance(answer, ConnectionFailed):
+                    raise answer
+                self.tokens.accept(answer)
+            except TransientError as error:
+                self.stats.faults[error.kind] += 1
+                yield Sleep(retry.next_wait(error))
+            header = self.tokens.header()
+        return header
+
+    def request(self, request: HttpRequest, what: str) -> Generator[Command, Answer, HttpResponse]:
+        """One request, answered 200; raises the fatal error an answer means, after retrying the rest."""
+        (response,) = yield from self.requests([request], what=[what])
+        return response
+
+    def requests(
+        self, requests: Sequence[HttpRequest], what: Sequence[str], concurrency: int = 1
+    ) -> Generator[Command, Answer, list[HttpResponse]]:
+        """Many requests, each answered 200, sent `concurrency` at a time; transient failures are retried
+        in rounds with backoff, a 401 once with a fresh token, and anything fatal raises."""
+        done: dict[int, HttpResponse] = {}
+        pending = list(range(len(requests)))
+        retry = Backoff(self.settings)
+        refreshed = False
+        while pending:
+            header = yield from self.authorization()
+            sending = [
+                replace(requests[i], headers={**requests[i].headers, "Authorization": header})
+                for i in pending
+            ]
+            answers = yield from _send(sending, concurrency)
+            again: list[int] = []
+            worst: TransientError | None = None
+            unauthorized = False
+            for index, answer in zip(pending, answers, strict=True):
+                if isinstance(answer, HttpResponse) and answer.status == 200:
+                    done[index] = answer
+                    continue
+                error = answer if isinstance(answer, ConnectionFailed) else failure(answer, what[index])
+                if isinstance(error, AuthenticationError) and self._may_refresh(refreshed):
+                    unauthorized = True
+                elif not isinstance(error, TransientError):
+                    raise error
+                else:
+                    self.stats.faults[error.kind] += 1
+                    if worst is None or (error.retry_after or 0) > (worst.retry_after or 0):
+                        worst = error
+                again.append(index)
+            if unauthorized:  # the token was refused: fetch a new one, once
+                self.tokens.invalidate()
+                refreshed = True
+            if worst is not None:
+                yield Sleep(retry.next_wait(worst))
+            pending = again
+        return [done[i] for i in range(len(requests))]
+
+    def _may_refresh(self, refreshed: bool) -> bool:
+        return not refreshed and not self.settings.credentials.basic_auth
+
+    def get(self, path: str, params: Sequence[tuple[str, str]] = (), purpose: str = "request") -> HttpRequest:
+        settings = self.settings
+        return HttpRequest(
+            "GET",
+            settings.api_base + path,
+            params=tuple(params),
+            headers={"User-Agent": settings.user_agent, "Accept": "application/json"},
+            timeout=settings.request_timeout,
+            purpose=purpose,
+        )
+
+    # --- DT's resources ------------------------------------------------------------------------------
+
+    def project(self, project_id: str) -> Generator[Command, Answer, dict[str, Any]]:
+        """The project resource: proof that the credentials work and the project exists."""
+        response = yield from self.request(
+            self.get(f"/projects/{project_id}", purpose="project"), f"project {project_id}"
+        )
+        return _object(response, "project")
+
+    def devices(
+        self, project_id: str, event_filter: EventFilter
+    ) -> Generator[Command, Answer, list[dict[str, Any]]]:
+        """Every device of the project that the filter selects, over all pages."""
+        found: list[dict[str, Any]] = []
+        params = [*event_filter.device_query(), ("page_size", str(self.settings.device_page_size))]
+        token = ""
+        while True:
+            page_params = [*params, ("page_token", token)] if token else params
+            request = self.get(f"/projects/{project_id}/devices", page_params, purpose="devices")
+            page = _object((yield from self.request(request, f"project {project_id}")), "device list")
+            devices, token = _page(page, "devices")
+            found += [device for device in devices if isinstance(device, dict) and "name" in device]
+            if not token:
+                return found
+
+    def histories(
+        self,
+        project_id: str,
+        device_ids: Sequence[str],
+        start_time: str,
+        event_types: frozenset[str] | None,
+    ) -> Generator[Command, Answer, list[Event]]:
+        """History since `start_time` of many devices: pages fetched in rounds, the devices of a round
+        concurrently (within `history_concurrency`); events of all devices, oldest first."""
+        base = [("start_time", start_time), ("page_size", str(self.settings.history_page_size))]
+        base += [("event_types", name) for name in sorted(event_types or ())]
+        tokens: dict[str, str] = dict.fromkeys(device_ids, "")
+        events: list[Event] = []
+        while tokens:
+            order = list(tokens)
+            requests = [
+                self.get(
+                    f"/projects/{project_id}/devices/{device_id}/events",
+                    [*base, ("page_token", tokens[device_id])] if tokens[device_id] else base,
+                    purpose="history",
+                )
+                for device_id in order
+            ]
+            what = [f"history of device {device_id}" for device_id in order]
+            self.stats.history_requests += len(requests)
+            responses = yield from self.requests(requests, what, self.settings.history_concurrency)
+            next_tokens: dict[str, str] = {}
+            for device_id, response in zip(order, responses, strict=True):
+                items, token = _page(_object(response, "event history"), "events")
+                for item in items:
+                    try:
+                        events.append(Event(item))
+                    except ValueError:
+                        self.stats.faults["malformed_history_event"] += 1
+                if token:
+                    next_tokens[device_id] = token
+            tokens = next_tokens
+        events.sort(key=lambda event: event.timestamp)
+        return events
+
+
+def _send(
+    requests: list[HttpRequest], concurrency: int
+) -> Generator[Command, Answer, list[HttpResponse | ConnectionFailed]]:
+    answer = yield Send(tuple(requests), concurrency)
+    assert isinstance(answer, list) and len(answer) == len(requests), (
+        "a driver answers Send with one result each"
+    )
+    return answer
+
+
+def _object(response: HttpResponse, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise TransientError(f"the {what} answer is not JSON", kind="bad_answer") from None
+    if not isinstance(body, dict):
+        raise TransientError(f"the {what} answer is not a JSON object", kind="bad_answer")
+    return body
+
+
+def _page(body: dict[str, Any], key: str) -> tuple[list[Any], str]:
+    items, token = body.get(key, []), body.get("nextPageToken", "")
+    if not isinstance(items, list) or not isinstance(token, str):
+        raise TransientError(f"a page without a {key} list or nextPageToken", kind="bad_answer")
+    return items, token

@@ -1,0 +1,27 @@
+"""Counters of what a follower saw and did, for logs and metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FollowerStats:
+    events: int = 0  # events delivered
+    pings: int = 0
+    connects: int = 0  # stream connections opened
+    reconnects: int = 0  # of those, after a fault
+    recovered: int = 0  # delivered events that came from history rather than the stream
+    duplicates: int = 0  # events dropped because they had been delivered already
+    filtered_out: int = 0  # events the local filter dropped
+    history_requests: int = 0
+    unknown_event_types: int = 0
+    faults: Counter[str] = field(
+        default_factory=Counter
+    )  # by kind: cut, stall, end, error_line, http_503, ...
+
+    def as_dict(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "faults"}
+        return {**values, "faults": dict(sorted(self.faults.items()))}
