@@ -57,7 +57,7 @@ def history_memory(devices: int = 1000, events_per_device: int = 1000) -> float:
         read, started = 0, time.perf_counter()
         for device_id in device_ids:
             url = f"{full.api_url}/projects/{full.project_id}/devices/{device_id}/events"
-            params = {"page_size": 1000, "start_time": "2000-01-01T00:00:00Z"}
+            params: dict[str, str | int] = {"page_size": 1000, "start_time": "2000-01-01T00:00:00Z"}
             read += len(full.http.get(url, params=params, timeout=60).json()["events"])
         serve = read / (time.perf_counter() - started)
     print(

@@ -164,7 +164,7 @@ def test_device_paging_in_both_spellings(
     pages = 0
     token = ""
     while True:
-        params = {size_name: 5, **({token_name: token} if token else {})}
+        params: dict[str, Any] = {size_name: 5, **({token_name: token} if token else {})}
         page = session.get(devices_url(shared_quiet_emulator), params=params, timeout=10).json()
         assert len(page["devices"]) <= 5
         seen += [device["name"] for device in page["devices"]]
@@ -294,7 +294,11 @@ def test_history_is_newest_first_paged_filtered_and_indexed_late(start_emulator:
 
     pages, token = [], ""
     while True:
-        params = {"pageSize": 3, "eventTypes": "humidity", **({"pageToken": token} if token else {})}
+        params: dict[str, Any] = {
+            "pageSize": 3,
+            "eventTypes": "humidity",
+            **({"pageToken": token} if token else {}),
+        }
         page = emulator.http.get(url, params=params, timeout=10).json()
         pages.append(page["events"])
         token = page["nextPageToken"]

@@ -154,7 +154,7 @@ def test_bad_lines_then_the_stream_goes_on(quiet_emulator: EmulatorProcess, kind
     reader = connect(quiet_emulator)
     quiet_emulator.inject(kind, after_events=1)
     publish_touches(quiet_emulator, device_id, 2)
-    lines = []
+    lines: list[str] = []
     while len([line for line in lines if '"touch"' in line]) < 2:
         lines.append(reader.next_line())
     bad = [line for line in lines if not line.startswith('{"result"')]

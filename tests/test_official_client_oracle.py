@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import disruptive
@@ -184,7 +184,7 @@ def test_publishes_every_publishable_type_and_streams_them_back(
 ) -> None:
     use(quiet_emulator)
     project = quiet_emulator.project_id
-    samples = {
+    samples: dict[str, Any] = {
         "temperature": disruptive.events.Temperature(celsius=21.5),
         "humidity": disruptive.events.Humidity(celsius=22.0, relative_humidity=45.0),
         "objectPresent": disruptive.events.ObjectPresent(state="PRESENT"),
@@ -240,7 +240,7 @@ def test_publishes_every_publishable_type_and_streams_them_back(
     assert official_client.records == []
 
 
-FILTER_CASES = {
+FILTER_CASES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "device_ids": lambda devices: {"device_ids": [devices["a"], devices["c"]]},
     "device_types": lambda devices: {"device_types": ["contact"]},
     "label_filters_value": lambda devices: {"label_filters": {"room": "lab"}},

@@ -35,7 +35,7 @@ _MAX_ERROR_BODY = 64 * 1024
 
 def _failed(error: BaseException, what: str) -> ConnectionFailed:
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
-        kind = "stall" if what in ("stream", "stream read") else "timeout"
+        kind = "stall" if what.startswith("stream") else "timeout"
     elif isinstance(error, aiohttp.ClientPayloadError):
         kind = "cut"
     else:

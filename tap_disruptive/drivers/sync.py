@@ -41,7 +41,7 @@ def _failed(error: requests.RequestException, what: str) -> ConnectionFailed:
     elif isinstance(error, requests.exceptions.ConnectTimeout):
         kind = "connect_timeout"
     elif isinstance(error, requests.exceptions.ReadTimeout) or "timed out" in str(error):
-        kind = "stall" if what == "stream" else "timeout"
+        kind = "stall" if what.startswith("stream") else "timeout"
     else:
         kind = "cut" if what == "stream read" else "connection"
     # requests' messages hold the URL and the cause, never the headers.
@@ -191,7 +191,10 @@ class EventStream:
             yield from batch
 
     def batches(self) -> Iterator[list[Event]]:
-        """Events as they arrive, a batch at a time (cheaper per event than iterating one by one)."""
+        """Events as they arrive, a batch at a time (cheaper per event than iterating one by one).
+
+        Batches may be empty: one comes at least every ping interval, so a consumer can stop a quiet stream.
+        """
         return self._batches
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -82,6 +83,7 @@ class Emulator:
         self.simulator = Simulator(config, self.store)
         self._emulated_ids = IdFactory()
         self.token_url = ""
+        self.user_agents: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- application -------------------------------------------------------------------------------
@@ -130,6 +132,7 @@ class Emulator:
                 if fault is not None:
                     return fault_response(fault)
             if request.path.startswith("/v2/"):
+                self.user_agents[request.headers.get("User-Agent", "")] += 1
                 self.auth.check(request.headers.get("Authorization"))
             return await handler(request)
         except ApiError as error:
@@ -403,6 +406,7 @@ class Emulator:
                 "events_simulated": self.simulator.produced,
                 "simulated_events_skipped": self.simulator.skipped,
                 "tokens_issued": self.auth.tokens_issued,
+                "user_agents": dict(self.user_agents),
             }
         )
 

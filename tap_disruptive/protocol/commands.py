@@ -51,7 +51,7 @@ class Sleep:
 
 @dataclass(frozen=True)
 class Deliver:
-    """Hand these events to the consumer, in order. Answer: None."""
+    """Hand these events to the consumer, in order (possibly none: a heartbeat). Answer: None."""
 
     events: list[Event]
 

@@ -80,14 +80,16 @@ class StreamDecoder:
 
     def feed(self, chunk: bytes) -> list[StreamItem]:
         items: list[StreamItem] = []
+        if self._skipping_long_line:  # drop the rest of a line already reported as too long
+            end = chunk.find(b"\n")
+            if end < 0:
+                return items
+            chunk, self._skipping_long_line = chunk[end + 1 :], False
         if not chunk:
             return items
         lines = (self._partial + chunk).split(b"\n") if self._partial else chunk.split(b"\n")
         self._partial = lines.pop()
         for line in lines:
-            if self._skipping_long_line:
-                self._skipping_long_line = False  # the end of a line already reported as too long
-                continue
             self._line(line, items)
         if len(self._partial) > self.max_line_bytes:
             items.append(BadLine("too_long", _excerpt(self._partial)))

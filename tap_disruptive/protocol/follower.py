@@ -107,6 +107,8 @@ class Follower:
                 yield CloseStream()
                 yield Sleep(retry.next_wait(error))
             self.stats.reconnects += 1
+            # Back to before the last sign of life: a late, backfilled reading published in the gap
+            # carries an older time. This can bring events from shortly before the start time.
             fill_from = self._before(self._alive_until, self.settings.gap_overlap)
 
     def _connect(self) -> Generator[Command, Answer, HttpResponse]:
@@ -187,9 +189,9 @@ class Follower:
                     self._schedule_recheck(self._before(alive or None, self.settings.gap_overlap))
         if alive:
             self._alive_until = alive
-        if batch:
-            self.stats.events += len(batch)
-            yield Deliver(batch)
+        # Delivered even when empty: a consumer regains control at every ping, to end a bounded run.
+        self.stats.events += len(batch)
+        yield Deliver(batch)
         if error is not None:
             raise self._stream_error(error)
         return bool(items) and any(type(item) is not BadLine for item in items)
