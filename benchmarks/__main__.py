@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import emulator_feed
+from benchmarks import emulator_feed, follower_throughput, gap_fill
 
-BENCHMARKS = {"emulator_feed": emulator_feed.main}
+BENCHMARKS = {
+    "emulator_feed": emulator_feed.main,
+    "follower_throughput": follower_throughput.main,
+    "gap_fill": gap_fill.main,
+}
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class AsyncDriver:
         if isinstance(command, ReadStream):
             return await self._read()
         if isinstance(command, Send):
-            return await self._send_all(command)
+            return await self.send_all(command)
         if isinstance(command, OpenStream):
             return await self._open(command)
         if isinstance(command, Sleep):
@@ -118,7 +118,8 @@ class AsyncDriver:
             return None
         raise TypeError(f"unknown command {command!r}")
 
-    async def _send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
+    async def send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
+        """Send a batch, at most `concurrency` requests at a time (the sync driver uses this too)."""
         bound = asyncio.Semaphore(max(1, command.concurrency))
 
         async def send(request: HttpRequest) -> HttpResponse | ConnectionFailed:
@@ -238,8 +239,11 @@ class AsyncDisruptiveClient:
         device_ids: list[str],
         start_time: str,
         event_types: frozenset[str] | None = None,
+        end_time: str | None = None,
     ) -> list[Event]:
-        return await self.driver.call(self.rest.histories(project_id, device_ids, start_time, event_types))
+        return await self.driver.call(
+            self.rest.histories(project_id, device_ids, start_time, event_types, end_time)
+        )
 
     def follow(
         self, project_id: str, event_filter: EventFilter | None = None, start_time: str | None = None

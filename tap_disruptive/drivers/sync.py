@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
+from tap_disruptive.drivers.aio import AsyncDriver
 from tap_disruptive.protocol.auth import TokenCache
 from tap_disruptive.protocol.commands import (
     Answer,
@@ -35,6 +37,14 @@ _CONNECT_TIMEOUT = 10.0
 _MAX_ERROR_BODY = 64 * 1024
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _failed(error: requests.RequestException, what: str) -> ConnectionFailed:
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
         kind = "cut"
@@ -58,7 +68,17 @@ class SyncDriver:
         adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # Read proxies and CA settings from the environment once, not on every request: requests
+        # otherwise looks them up per call, a large share of a small request's cost.
+        environment = self.session.merge_environment_settings(settings.api_url, {}, None, None, None)
+        self.session.trust_env = False
+        self.session.proxies.update(environment["proxies"] or {})
+        self.session.verify = environment["verify"]
+        if environment["cert"] is not None:
+            self.session.cert = environment["cert"]
         self._threads: ThreadPoolExecutor | None = None
+        self._batch_loop: asyncio.AbstractEventLoop | None = None
+        self._batch_driver: AsyncDriver | None = None
         self._stream: requests.Response | None = None
         self._chunks: Iterator[bytes] | None = None
 
@@ -69,6 +89,10 @@ class SyncDriver:
         self._close_stream()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._batch_loop is not None and self._batch_driver is not None:
+            self._batch_loop.run_until_complete(self._batch_driver.close())
+            self._batch_loop.close()
+            self._batch_loop = None
         self.session.close()
 
     def call(self, steps: Generator[Command, Answer, T]) -> T:
@@ -118,10 +142,18 @@ class SyncDriver:
     def _send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
         if command.concurrency <= 1 or len(command.requests) == 1:
             return [self._send(request) for request in command.requests]
-        if self._threads is None:
-            # The pool's size is the bound on concurrent requests.
-            self._threads = ThreadPoolExecutor(command.concurrency, thread_name_prefix="dt-http")
-        return list(self._threads.map(self._send, command.requests))
+        if _loop_running():
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(command.concurrency, thread_name_prefix="dt-http")
+            return list(self._threads.map(self._send, command.requests))
+        # Many requests at once (a gap fill over many devices) go through the async driver on a private
+        # event loop: requests costs ~1.8 ms of CPU per call here and threads share one GIL, so a thread
+        # pool gains nothing, while aiohttp spends ~0.45 ms and really overlaps the waiting.
+        if self._batch_loop is None:
+            self._batch_loop = asyncio.new_event_loop()
+            self._batch_driver = AsyncDriver(self.settings)
+        assert self._batch_driver is not None
+        return self._batch_loop.run_until_complete(self._batch_driver.send_all(command))
 
     def _send(self, request: HttpRequest) -> HttpResponse | ConnectionFailed:
         try:
@@ -199,6 +231,7 @@ class EventStream:
 
     def close(self) -> None:
         self._batches.close()
+        self._driver.close()
 
     def __enter__(self) -> EventStream:
         return self
@@ -242,8 +275,11 @@ class DisruptiveClient:
         device_ids: list[str],
         start_time: str,
         event_types: frozenset[str] | None = None,
+        end_time: str | None = None,
     ) -> list[Event]:
-        return self.driver.call(self.rest.histories(project_id, device_ids, start_time, event_types))
+        return self.driver.call(
+            self.rest.histories(project_id, device_ids, start_time, event_types, end_time)
+        )
 
     def follow(
         self, project_id: str, event_filter: EventFilter | None = None, start_time: str | None = None

@@ -87,10 +87,15 @@ class StreamDecoder:
             chunk, self._skipping_long_line = chunk[end + 1 :], False
         if not chunk:
             return items
-        lines = (self._partial + chunk).split(b"\n") if self._partial else chunk.split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._line(line, items)
+        data = self._partial + chunk if self._partial else chunk
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            complete, self._partial = data[:cut], data[cut + 1 :]
+            if self.sse or not self._all_json(complete, items):
+                for line in complete.split(b"\n"):
+                    self._line(line, items)
+        else:
+            self._partial = data
         if len(self._partial) > self.max_line_bytes:
             items.append(BadLine("too_long", _excerpt(self._partial)))
             self._partial = b""
@@ -106,6 +111,22 @@ class StreamDecoder:
             items.append(BadLine("truncated", _excerpt(b"\n".join(self._sse_data))))
         self._partial, self._sse_data, self._skipping_long_line = b"", [], False
         return items
+
+    @staticmethod
+    def _all_json(complete: bytes, items: list[StreamItem]) -> bool:
+        """The fast path: parse a run of NDJSON lines as one JSON array; False if they are not all JSON.
+
+        One parse for a whole chunk costs about half as much per event as one parse per line. A blank or
+        broken line makes the array invalid, or changes its length, and the lines go one by one instead.
+        """
+        try:
+            objects = orjson.loads(b"[" + complete.replace(b"\n", b",") + b"]")
+        except orjson.JSONDecodeError:
+            return False
+        if len(objects) != complete.count(b"\n") + 1:
+            return False
+        items += [classify(obj) for obj in objects]
+        return True
 
     def _line(self, line: bytes, items: list[StreamItem]) -> None:
         if line.endswith(b"\r"):
@@ -137,6 +158,11 @@ def parse_line(line: bytes) -> StreamItem:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return BadLine("not_json", _excerpt(line))
+    return classify(obj)
+
+
+def classify(obj: Any) -> StreamItem:
+    """A parsed line as a stream item."""
     if type(obj) is dict:
         result = obj.get("result")
         if type(result) is dict:
@@ -151,7 +177,7 @@ def parse_line(line: bytes) -> StreamItem:
                     return BadLine("malformed_event", str(error))
         elif "error" in obj:
             return stream_error(obj["error"], obj.get("code"))
-    return BadLine("unexpected", _excerpt(line))
+    return BadLine("unexpected", _excerpt(orjson.dumps(obj)))
 
 
 def stream_error(error: Any, outer_code: Any = None) -> StreamError:

@@ -50,7 +50,10 @@ class Event:
         self.target_name = target_name
         self.project_id = parts[1]
         self.device_id = parts[3]
-        self.timestamp = canonical_timestamp(timestamp) if isinstance(timestamp, str) else _bad(timestamp)
+        if type(timestamp) is str and len(timestamp) == 27 and timestamp[26] == "Z" and timestamp[19] == ".":
+            self.timestamp = timestamp  # already canonical, the common case, checked inline for speed
+        else:
+            self.timestamp = canonical_timestamp(timestamp) if isinstance(timestamp, str) else _bad(timestamp)
         self.data: Any = raw.get("data")
         self.raw = raw
 

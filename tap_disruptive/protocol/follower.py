@@ -65,6 +65,7 @@ class Follower:
         self.settings = settings
         self.project_id = project_id
         self.filter = event_filter or EventFilter()
+        self._filtering = self.filter != EventFilter()
         self.start_time = canonical_timestamp(start_time) if start_time else None
         self.stats = FollowerStats()
         self.tokens = tokens or TokenCache(settings, clock)
@@ -209,6 +210,16 @@ class Follower:
             return BadRequest(f"DT refused {what}: {error.message}")
         return TransientError(f"error line on {what}: {status} {error.message}", kind="error_line")
 
+    def complete_until(self) -> str | None:
+        """A time up to which every matching event has been delivered, as far as can be known now: the
+        last sign of life, or the start of the earliest history read still to be repeated. None before
+        the stream first connected. A resumed run may start from here (minus an overlap) and lose nothing.
+        """
+        if self._alive_until is None:
+            return self.start_time
+        pending = min((start for _due, start in self._rechecks), default=None)
+        return self._alive_until if pending is None else min(pending, self._alive_until)
+
     # --- gap filling ---------------------------------------------------------------------------------
 
     def _fill(self, start: str) -> Steps:
@@ -244,7 +255,7 @@ class Follower:
 
     def _accept(self, event: Event) -> bool:
         """Whether to deliver: it passes the filter and was not delivered before."""
-        if not self.filter.matches(event, self._devices.get(event.device_id)):
+        if self._filtering and not self.filter.matches(event, self._devices.get(event.device_id)):
             self.stats.filtered_out += 1
             return False
         if not self._recent.add(event.event_id, event.timestamp):

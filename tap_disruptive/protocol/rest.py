@@ -140,10 +140,13 @@ class Rest:
         device_ids: Sequence[str],
         start_time: str,
         event_types: frozenset[str] | None,
+        end_time: str | None = None,
     ) -> Generator[Command, Answer, list[Event]]:
-        """History since `start_time` of many devices: pages fetched in rounds, the devices of a round
-        concurrently (within `history_concurrency`); events of all devices, oldest first."""
+        """History from `start_time` (to `end_time`, else now) of many devices: pages fetched in rounds,
+        the devices of a round concurrently (within `history_concurrency`); all events, oldest first."""
         base = [("start_time", start_time), ("page_size", str(self.settings.history_page_size))]
+        if end_time is not None:
+            base.append(("end_time", end_time))
         base += [("event_types", name) for name in sorted(event_types or ())]
         tokens: dict[str, str] = dict.fromkeys(device_ids, "")
         events: list[Event] = []
