@@ -1,0 +1,77 @@
+"""Singer records from DT events and devices, and the device facts (type, labels) events are joined with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tap_disruptive.model.event_types import LABELS_CHANGED
+from tap_disruptive.protocol.events import Event
+
+
+def device_record(device: dict[str, Any]) -> dict[str, Any]:
+    """A `devices` record from DT's device resource."""
+    _, project_id, _, device_id = device["name"].split("/")
+    labels = device.get("labels") or {}
+    return {
+        "device_id": device_id,
+        "project_id": project_id,
+        "device_type": device.get("type"),
+        "product_number": device.get("productNumber") or None,
+        "display_name": labels.get("name"),
+        "labels": labels,
+        "reported": device.get("reported"),
+    }
+
+
+class DeviceRegistry:
+    """Each device's type and labels as of the events read so far.
+
+    Filled from a device listing, then kept current from labelsChanged events, so each event is joined
+    with the labels its device had at that point of the stream.
+    """
+
+    def __init__(self) -> None:
+        self._types: dict[str, str] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+        # When each device's labels last changed: an older change read late (from history) is not replayed.
+        self._changed_at: dict[str, str] = {}
+
+    def load(self, devices: Iterable[dict[str, Any]]) -> None:
+        for device in devices:
+            device_id = device["name"].rsplit("/", 1)[-1]
+            self._types[device_id] = device.get("type") or ""
+            self._labels[device_id] = dict(device.get("labels") or {})
+
+    def knows(self, device_id: str) -> bool:
+        return device_id in self._types
+
+    def record(self, event: Event) -> dict[str, Any]:
+        """The `events` record of an event, with its device's type and labels where known."""
+        device_id = event.device_id
+        if event.event_type == LABELS_CHANGED and isinstance(event.data, dict):
+            if event.timestamp >= self._changed_at.get(device_id, ""):
+                self._changed_at[device_id] = event.timestamp
+                self._apply_label_change(device_id, event.data)
+        labels = self._labels.get(device_id)
+        return {
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "timestamp": event.timestamp,
+            "project_id": event.project_id,
+            "device_id": device_id,
+            "target_name": event.target_name,
+            "device_type": self._types.get(device_id),
+            "labels": labels,
+            "data": event.data,
+        }
+
+    def _apply_label_change(self, device_id: str, change: dict[str, Any]) -> None:
+        # Copy rather than edit: records already made keep the labels they were made with.
+        labels = dict(self._labels.get(device_id) or {})
+        for key in ("added", "modified"):
+            if isinstance(change.get(key), dict):
+                labels.update({str(k): str(v) for k, v in change[key].items()})
+        for key in change.get("removed") or ():
+            labels.pop(str(key), None)
+        self._labels[device_id] = labels

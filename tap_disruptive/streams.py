@@ -1,0 +1,179 @@
+"""The tap's streams: `devices`, and `events`, which follows DT's stream within the run's bounds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_disruptive.drivers.sync import DisruptiveClient
+from tap_disruptive.event_source import Batch, history_batches, live_batches
+from tap_disruptive.model.times import format_timestamp, timestamp_seconds
+from tap_disruptive.records import DeviceRegistry, device_record
+from tap_disruptive.singer_output import RecordWriter
+from tap_disruptive.tap_config import TapConfig
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+SCHEMAS = Path(__file__).parent / "schemas"
+# A resumed run reads history from this long before its bookmark: DT's indexing delay and clock skew.
+RESUME_OVERLAP = 60.0
+# STATE is written at least this often while events flow (and at every end), so a stop loses nothing.
+STATE_INTERVAL = 5.0
+# A device seen in an event but missing from the last listing makes the tap list devices again, at most
+# this often.
+DEVICE_REFRESH_INTERVAL = 30.0
+
+
+class DisruptiveStream(Stream):
+    @property
+    def tap_config(self) -> TapConfig:
+        config: TapConfig = self._tap.tap_config  # type: ignore[attr-defined]
+        return config
+
+
+class DevicesStream(DisruptiveStream):
+    """Every device the filter selects, in every project."""
+
+    name = "devices"
+    primary_keys = ("device_id",)
+    replication_key = None
+    schema_filepath = SCHEMAS / "devices.json"
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        config = self.tap_config
+        with DisruptiveClient(config.client) as client:
+            for project_id in config.project_ids:
+                for device in client.devices(project_id, config.event_filter):
+                    yield device_record(device)
+
+
+class EventsStream(DisruptiveStream):
+    """DT's events: history since the bookmark (or start_date), then the live stream until a bound."""
+
+    name = "events"
+    primary_keys = ("event_id",)
+    replication_key = "timestamp"
+    schema_filepath = SCHEMAS / "events.json"
+    # Events of different devices, and events recovered from history, do not come in time order; the
+    # bookmark is the follower's "complete until" time, managed here rather than from record values.
+    is_sorted = False
+    state_partitioning_keys = ("project_id",)
+
+    @property
+    def partitions(self) -> list[dict[str, Any]]:
+        return [{"project_id": project_id} for project_id in self.tap_config.project_ids]
+
+    def get_replication_key_signpost(self, context: Context | None) -> None:
+        return None  # bookmarks only ever hold times up to which everything was written
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        # The SDK calls this only through _sync_records, which is replaced below.
+        raise NotImplementedError
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict[str, Any], Any, Any]:
+        config = self.tap_config
+        project_ids = [context["project_id"]] if context else list(config.project_ids)
+        starts = {project_id: self._resume_point({"project_id": project_id}) for project_id in project_ids}
+        fast = write_messages and self._writes_records_as_they_are()
+        writer = RecordWriter(self.name)
+        registry = DeviceRegistry()
+        bounds = config.bounds
+        emitted, started = 0, time.monotonic()
+        last_event = last_state = last_refresh = started
+        with DisruptiveClient(config.client) as client:
+            for project_id in project_ids:  # also proves the credentials and projects before any reading
+                registry.load(client.devices(project_id, config.event_filter))
+            if config.live:
+                batches = live_batches(client, project_ids, config.event_filter, starts)
+            else:
+                history_starts = {p: starts[p] or format_timestamp(time.time() - 86_400) for p in project_ids}
+                batches = history_batches(client, project_ids, config.event_filter, history_starts, lag=12.0)
+            try:
+                for batch in batches:
+                    now = time.monotonic()
+                    events = batch.events
+                    if events:
+                        last_event = now
+                        if bounds.max_events is not None:
+                            events = events[: bounds.max_events - emitted]
+                        if now - last_refresh > DEVICE_REFRESH_INTERVAL and not all(
+                            registry.knows(event.device_id) for event in events
+                        ):
+                            registry.load(client.devices(batch.project_id, config.event_filter))
+                            last_refresh = now
+                        records = [registry.record(event) for event in events]
+                        yield from self._emit(records, emitted, writer if fast else None, write_messages)
+                        emitted += len(records)
+                    self._checkpoint(batch)
+                    if write_messages and now - last_state >= STATE_INTERVAL:
+                        self._write_state_message()
+                        last_state = now
+                    if _bound_reached(config, emitted, now - started, now - last_event):
+                        break
+            finally:
+                if hasattr(batches, "close"):
+                    batches.close()
+        self.logger.info("Wrote %d events in %.1f s", emitted, time.monotonic() - started)
+
+    def _emit(
+        self, records: list[dict[str, Any]], emitted: int, writer: RecordWriter | None, write_messages: bool
+    ) -> Iterable[dict[str, Any]]:
+        limit = self.ABORT_AT_RECORD_COUNT
+        if limit is not None and emitted + len(records) > limit:
+            records = records[: max(0, limit - emitted)]
+        if self.selected and write_messages:
+            if writer is not None:
+                writer.write(records)
+                self.state_manager.is_flushed = False
+            else:
+                for record in records:
+                    self._write_record_message(record)
+        yield from records
+        if limit is not None:
+            self._check_max_record_limit(current_record_index=emitted + len(records))
+
+    def _checkpoint(self, batch: Batch) -> None:
+        """Advance the project's bookmark to the time up to which every event has been written."""
+        if not batch.project_id or batch.complete_until is None:
+            return
+        state = self.get_context_state({"project_id": batch.project_id})
+        if batch.complete_until > (state.get("replication_key_value") or ""):
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = batch.complete_until
+            self.state_manager.is_flushed = False
+
+    def _resume_point(self, context: dict[str, Any]) -> str | None:
+        """Where a project's reading starts: its bookmark minus an overlap, else start_date, else now."""
+        self._write_starting_replication_value(context)
+        start = self.get_starting_replication_key_value(context)
+        if not start:
+            return None
+        seconds = timestamp_seconds(str(start))
+        from_bookmark = self.get_context_state(context).get("replication_key_value") == start
+        return format_timestamp(seconds - RESUME_OVERLAP if from_bookmark else seconds)
+
+    def _writes_records_as_they_are(self) -> bool:
+        """True when no stream map, flattening or deselected property changes records: the fast path."""
+        maps = self.stream_maps
+        if len(maps) != 1 or type(maps[0]) is not SameRecordTransform or maps[0].flattening_enabled:
+            return False
+        if maps[0].stream_alias != self.name:
+            return False
+        return all(self.mask.get(("properties", name), True) for name in self.schema["properties"])
+
+
+def _bound_reached(config: TapConfig, emitted: int, elapsed: float, idle: float) -> bool:
+    bounds = config.bounds
+    return (
+        (bounds.max_events is not None and emitted >= bounds.max_events)
+        or (bounds.max_duration is not None and elapsed >= bounds.max_duration)
+        or (bounds.idle_timeout is not None and idle >= bounds.idle_timeout)
+    )

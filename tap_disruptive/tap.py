@@ -1,0 +1,114 @@
+"""tap-disruptive: Disruptive Technologies sensor events as a Singer tap."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from typing import ClassVar
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+
+from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
+from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
+from tap_disruptive.protocol.errors import DisruptiveError
+from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL
+from tap_disruptive.streams import DevicesStream, EventsStream
+from tap_disruptive.tap_config import TapConfig
+
+
+class TapDisruptive(Tap):
+    """Disruptive Technologies sensor events: history since the bookmark, then the live stream."""
+
+    name = "tap-disruptive"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "project_ids",
+            th.ArrayType(th.StringType),
+            required=True,
+            title="Project IDs",
+            description="DT projects to read, one or more.",
+        ),
+        th.Property("key_id", th.StringType, title="Key ID", description="Service account key id."),
+        th.Property(
+            "key_secret", th.StringType, secret=True, title="Key secret", description="Service account secret."
+        ),
+        th.Property(
+            "email",
+            th.StringType,
+            title="Service account email",
+            description="Service account email, the JWT issuer for OAuth2 (not needed with basic_auth).",
+        ),
+        th.Property(
+            "basic_auth",
+            th.BooleanType,
+            default=False,
+            description="Send key id and secret as HTTP Basic auth instead of exchanging a JWT for a token.",
+        ),
+        th.Property("api_url", th.URIType, default=DT_API_URL, description="DT's REST API (v2)."),
+        th.Property("token_url", th.URIType, default=DT_TOKEN_URL, description="DT's OAuth2 token endpoint."),
+        th.Property(
+            "device_ids", th.ArrayType(th.StringType), description="Only events of these devices."
+        ),
+        th.Property(
+            "label_filters",
+            th.ObjectType(additional_properties=th.StringType),
+            description='Only devices with these labels: {"key": "value"}, or {"key": null} for any value. '
+            "All must hold.",
+        ),
+        th.Property(
+            "device_types",
+            th.ArrayType(th.StringType(allowed_values=sorted(DEVICE_TYPE_NAMES))),
+            description="Only devices of these types.",
+        ),
+        th.Property(
+            "event_types",
+            th.ArrayType(th.StringType(allowed_values=sorted(EVENT_TYPE_NAMES))),
+            description="Only events of these types.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="How far back the first run reads history (DT keeps 31 days). Without it, a first "
+            "live run starts now, and a first run with live=false reads the last 24 hours.",
+        ),
+        th.Property(
+            "live",
+            th.BooleanType,
+            default=True,
+            description="After catching up from history, follow the live stream (until a bound is reached).",
+        ),
+        th.Property("max_events", th.IntegerType, description="End the run after this many events."),
+        th.Property("max_duration", th.NumberType, description="End the run after this many seconds."),
+        th.Property(
+            "idle_timeout",
+            th.NumberType,
+            description="End the run after this many seconds without an event (pings do not count).",
+        ),
+    ).to_dict()
+
+    # Events are written as they arrive, from a stream without end: BATCH files do not fit it.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
+    ]
+
+    @cached_property
+    def tap_config(self) -> TapConfig:
+        return TapConfig.from_config(self.config)
+
+    def discover_streams(self) -> list[Stream]:
+        return [DevicesStream(self), EventsStream(self)]
+
+
+def main() -> None:
+    """The console script: the SDK's CLI, with configuration and DT errors as one line, not a traceback."""
+    try:
+        TapDisruptive.cli()
+    except ConfigValidationError as error:
+        details = "; ".join(error.errors) if getattr(error, "errors", None) else str(error)
+        sys.exit(f"tap-disruptive: bad config: {details}")
+    except DisruptiveError as error:
+        sys.exit(f"tap-disruptive: {error}")

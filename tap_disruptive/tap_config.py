@@ -1,0 +1,120 @@
+"""The tap's settings turned into what the client needs, each checked with one clear line on error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tap_disruptive.model.times import format_timestamp, parse_timestamp
+from tap_disruptive.protocol.errors import FatalError
+from tap_disruptive.protocol.filters import EventFilter
+from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
+
+
+class ConfigError(FatalError):
+    """A setting is missing or wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class RunBounds:
+    """When a run ends: the first bound reached. None means no such bound."""
+
+    max_events: int | None = None
+    max_duration: float | None = None
+    # Seconds without an event (pings do not count).
+    idle_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class TapConfig:
+    project_ids: tuple[str, ...]
+    client: ClientSettings
+    event_filter: EventFilter
+    start_date: str | None
+    live: bool
+    bounds: RunBounds
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TapConfig:
+        projects = config.get("project_ids")
+        if isinstance(projects, str):
+            projects = [part.strip() for part in projects.split(",") if part.strip()]
+        if not projects or not isinstance(projects, list):
+            raise ConfigError("project_ids: give at least one DT project id")
+        for project in projects:
+            if not isinstance(project, str) or not project or "/" in project:
+                raise ConfigError(f"project_ids: not a DT project id: {project!r}")
+        try:
+            credentials = Credentials(
+                key_id=_string(config, "key_id"),
+                key_secret=_string(config, "key_secret"),
+                email=_string(config, "email"),
+                basic_auth=bool(config.get("basic_auth", False)),
+            )
+            client = ClientSettings(
+                credentials,
+                api_url=config.get("api_url") or DT_API_URL,
+                token_url=config.get("token_url") or DT_TOKEN_URL,
+            )
+            event_filter = EventFilter.of(
+                device_ids=config.get("device_ids"),
+                label_filters=config.get("label_filters"),
+                device_types=config.get("device_types"),
+                event_types=config.get("event_types"),
+            )
+        except ConfigError:
+            raise
+        except FatalError as error:
+            raise ConfigError(str(error)) from None
+        return cls(
+            project_ids=tuple(dict.fromkeys(projects)),
+            client=client,
+            event_filter=event_filter,
+            start_date=_start_date(config.get("start_date")),
+            live=_boolean(config, "live", default=True),
+            bounds=RunBounds(
+                max_events=_bound(config, "max_events", integer=True),
+                max_duration=_bound(config, "max_duration"),
+                idle_timeout=_bound(config, "idle_timeout"),
+            ),
+        )
+
+
+def _string(config: Mapping[str, Any], name: str) -> str:
+    value = config.get(name) or ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string")
+    return value
+
+
+def _boolean(config: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = config.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _bound(config: Mapping[str, Any], name: str, integer: bool = False) -> Any:
+    value = config.get(name)
+    if value is None:
+        return None
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive whole number" if integer else "a positive number of seconds"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    return value
+
+
+def _start_date(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    try:
+        return format_timestamp(parse_timestamp(str(value)).timestamp())
+    except ValueError:
+        raise ConfigError(f"start_date is not an RFC 3339 date-time such as 2026-11-01T00:00:00Z: {value!r}") from None
