@@ -6,10 +6,14 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint typecheck unit venv bench clean
+MELTANO_VENV := .meltano-venv
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export MELTANO_CLI_DISABLE_VERSION_CHECK := true
 
-## demo: start the emulator and show live sensor events (the main job)
-demo: venv
+.PHONY: demo test lint typecheck unit venv meltano bench clean
+
+## demo: the main job on the emulator: meltano run tap-disruptive target-duckdb, then what landed
+demo: venv meltano
 	$(VENV)/bin/python scripts/demo.py
 
 ## test: lint, type-check and run every test
@@ -35,9 +39,18 @@ $(VENV)/.synced: pyproject.toml uv.lock $(UV)
 	$(UV) sync --locked --all-extras --compile-bytecode --python "$$(command -v $(PYTHON))"
 	touch $@
 
+meltano: $(MELTANO_VENV)/.installed
+
+# Meltano lives in a venv of its own (it pins sqlalchemy<2.1); `meltano install` builds the plugins' venvs.
+$(MELTANO_VENV)/.installed: requirements/meltano.lock meltano.yml pyproject.toml $(UV)
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(UV) pip sync --python $(MELTANO_VENV)/bin/python --compile-bytecode requirements/meltano.lock
+	$(MELTANO_VENV)/bin/meltano install
+	touch $@
+
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) $(MELTANO_VENV) .meltano output .mypy_cache .ruff_cache .pytest_cache

@@ -1,49 +1,51 @@
-"""The main job on the emulator: start it, follow the live stream, show what arrives, stop it."""
+"""The main job on the emulator: start it, run `meltano run tap-disruptive target-duckdb`, show what
+landed in the warehouse, and stop the emulator."""
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
 import sys
-
-import requests
+from pathlib import Path
 
 from tap_disruptive.emulator.process import EmulatorProcess
 
-EVENTS_TO_SHOW = 25
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = ROOT / ".meltano-venv" / "bin" / "meltano"
+DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
 
 
-def describe(event: dict[str, object]) -> str:
-    event_type = str(event["eventType"])
-    data = event["data"]
-    payload = data.get(event_type, data) if isinstance(data, dict) else data
-    if isinstance(payload, dict):
-        payload = {key: value for key, value in payload.items() if key not in ("updateTime", "samples")}
-    device = str(event["targetName"]).rsplit("/", 1)[-1]
-    return f"{event['timestamp']}  {device}  {event_type:<18} {json.dumps(payload)}"
-
-
-def main() -> None:
-    with EmulatorProcess("--rate", "10") as emulator:
-        print(f"emulator: {emulator.api_url}  project {emulator.project_id}", flush=True)
-        devices = emulator.devices()
-        print(f"{len(devices)} simulated devices: {sorted({d['type'] for d in devices})}", flush=True)
-        url = f"{emulator.api_url}/projects/{emulator.project_id}/devices:stream"
-        shown = 0
-        with emulator.http.get(url, params={"ping_interval": "10s"}, stream=True, timeout=(10, 15)) as stream:
-            stream.raise_for_status()
-            for line in stream.iter_lines():
-                event = json.loads(line)["result"]["event"]
-                if event["eventType"] == "ping":
-                    continue
-                print(describe(event), flush=True)
-                shown += 1
-                if shown == EVENTS_TO_SHOW:
-                    break
-    print(f"showed {shown} live events; emulator stopped")
+def main() -> int:
+    # Each demo is whole on its own: a new warehouse, and no state from an earlier emulator.
+    WAREHOUSE.parent.mkdir(exist_ok=True)
+    WAREHOUSE.unlink(missing_ok=True)
+    # Ten sensor events a second, and an hour of history for the first run to catch up on.
+    with EmulatorProcess("--rate", "10", "--history-span", "3600", "--history-interval", "300") as emulator:
+        print(f"emulator: {emulator.api_url}, project {emulator.project_id}", flush=True)
+        environment = {
+            **os.environ,
+            "MELTANO_ENVIRONMENT": "emulator",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+            "DT_EMULATOR_PROJECT_ID": emulator.project_id,
+            "DT_EMULATOR_KEY_ID": emulator.key_id,
+            "DT_EMULATOR_KEY_SECRET": emulator.key_secret,
+            "DT_EMULATOR_EMAIL": emulator.email,
+            "DT_EMULATOR_API_URL": emulator.api_url,
+            "DT_EMULATOR_TOKEN_URL": emulator.token_url,
+        }
+        command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
+        print("$ " + " ".join(command[1:]) + "   (follows the live stream for 15 s)", flush=True)
+        run = subprocess.run(command, cwd=ROOT, env=environment, check=False)  # noqa: S603
+        if run.returncode != 0:
+            print(f"meltano run failed with exit code {run.returncode}", file=sys.stderr)
+            return run.returncode
+    show = [str(DUCKDB_PYTHON), str(ROOT / "scripts" / "show_warehouse.py"), str(WAREHOUSE)]
+    shown = subprocess.run(show, check=False)  # noqa: S603
+    print("emulator stopped")
+    return shown.returncode
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (requests.RequestException, RuntimeError) as error:
-        sys.exit(f"demo failed: {error}")
+    sys.exit(main())

@@ -34,7 +34,11 @@ class _Done:
 
 
 def history_batches(
-    client: DisruptiveClient, project_ids: list[str], event_filter: EventFilter, starts: dict[str, str], lag: float
+    client: DisruptiveClient,
+    project_ids: list[str],
+    event_filter: EventFilter,
+    starts: dict[str, str],
+    lag: float,
 ) -> Iterator[Batch]:
     """Each project's history since its start, up to now; complete until `lag` seconds ago, since DT
     indexes events into history with a delay."""
@@ -51,7 +55,9 @@ def live_batches(
     client: DisruptiveClient, project_ids: list[str], event_filter: EventFilter, starts: dict[str, str | None]
 ) -> Iterator[Batch]:
     """Each project followed: history since its start first, then the live stream."""
-    streams = {project_id: client.follow(project_id, event_filter, starts[project_id]) for project_id in project_ids}
+    streams = {
+        project_id: client.follow(project_id, event_filter, starts[project_id]) for project_id in project_ids
+    }
     if len(streams) > 1:
         yield from _merged(streams)
         return
@@ -81,7 +87,8 @@ def _merged(streams: dict[str, EventStream]) -> Iterator[Batch]:
             merged.put(_Done())
 
     threads = [
-        threading.Thread(target=pump, args=item, name=f"follow-{item[0]}", daemon=True) for item in streams.items()
+        threading.Thread(target=pump, args=item, name=f"follow-{item[0]}", daemon=True)
+        for item in streams.items()
     ]
     for thread in threads:
         thread.start()

@@ -49,10 +49,13 @@ class DeviceRegistry:
     def record(self, event: Event) -> dict[str, Any]:
         """The `events` record of an event, with its device's type and labels where known."""
         device_id = event.device_id
-        if event.event_type == LABELS_CHANGED and isinstance(event.data, dict):
-            if event.timestamp >= self._changed_at.get(device_id, ""):
-                self._changed_at[device_id] = event.timestamp
-                self._apply_label_change(device_id, event.data)
+        if (
+            event.event_type == LABELS_CHANGED
+            and isinstance(event.data, dict)
+            and event.timestamp >= self._changed_at.get(device_id, "")
+        ):
+            self._changed_at[device_id] = event.timestamp
+            self._apply_label_change(device_id, event.data)
         labels = self._labels.get(device_id)
         return {
             "event_id": event.event_id,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream
+from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_disruptive.drivers.sync import DisruptiveClient
@@ -20,9 +21,7 @@ from tap_disruptive.tap_config import TapConfig
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-SCHEMAS = Path(__file__).parent / "schemas"
-# A resumed run reads history from this long before its bookmark: DT's indexing delay and clock skew.
-RESUME_OVERLAP = 60.0
+SCHEMAS = SchemaDirectory(Path(__file__).parent / "schemas")
 # STATE is written at least this often while events flow (and at every end), so a stop loses nothing.
 STATE_INTERVAL = 5.0
 # A device seen in an event but missing from the last listing makes the tap list devices again, at most
@@ -43,7 +42,7 @@ class DevicesStream(DisruptiveStream):
     name = "devices"
     primary_keys = ("device_id",)
     replication_key = None
-    schema_filepath = SCHEMAS / "devices.json"
+    schema = StreamSchema(SCHEMAS)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         config = self.tap_config
@@ -59,7 +58,7 @@ class EventsStream(DisruptiveStream):
     name = "events"
     primary_keys = ("event_id",)
     replication_key = "timestamp"
-    schema_filepath = SCHEMAS / "events.json"
+    schema = StreamSchema(SCHEMAS)
     # Events of different devices, and events recovered from history, do not come in time order; the
     # bookmark is the follower's "complete until" time, managed here rather than from record values.
     is_sorted = False
@@ -69,7 +68,7 @@ class EventsStream(DisruptiveStream):
     def partitions(self) -> list[dict[str, Any]]:
         return [{"project_id": project_id} for project_id in self.tap_config.project_ids]
 
-    def get_replication_key_signpost(self, context: Context | None) -> None:
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
         return None  # bookmarks only ever hold times up to which everything was written
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -88,9 +87,12 @@ class EventsStream(DisruptiveStream):
         bounds = config.bounds
         emitted, started = 0, time.monotonic()
         last_event = last_state = last_refresh = started
+        # The first requests prove the address, credentials and projects; a few quick tries only, so a
+        # wrong address fails in seconds rather than after the patience a long run deserves.
+        with DisruptiveClient(replace(config.client, max_attempts=3, backoff_cap=1.0)) as preflight:
+            for project_id in project_ids:
+                registry.load(preflight.devices(project_id, config.event_filter))
         with DisruptiveClient(config.client) as client:
-            for project_id in project_ids:  # also proves the credentials and projects before any reading
-                registry.load(client.devices(project_id, config.event_filter))
             if config.live:
                 batches = live_batches(client, project_ids, config.event_filter, starts)
             else:
@@ -151,14 +153,11 @@ class EventsStream(DisruptiveStream):
             self.state_manager.is_flushed = False
 
     def _resume_point(self, context: dict[str, Any]) -> str | None:
-        """Where a project's reading starts: its bookmark minus an overlap, else start_date, else now."""
+        """Where a project's reading starts: its bookmark (the follower's complete-until time, which
+        already allows for late arrivals), else start_date, else now (None)."""
         self._write_starting_replication_value(context)
         start = self.get_starting_replication_key_value(context)
-        if not start:
-            return None
-        seconds = timestamp_seconds(str(start))
-        from_bookmark = self.get_context_state(context).get("replication_key_value") == start
-        return format_timestamp(seconds - RESUME_OVERLAP if from_bookmark else seconds)
+        return format_timestamp(timestamp_seconds(str(start))) if start else None
 
     def _writes_records_as_they_are(self) -> bool:
         """True when no stream map, flattening or deselected property changes records: the fast path."""

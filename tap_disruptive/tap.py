@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -34,7 +34,11 @@ class TapDisruptive(Tap):
         ),
         th.Property("key_id", th.StringType, title="Key ID", description="Service account key id."),
         th.Property(
-            "key_secret", th.StringType, secret=True, title="Key secret", description="Service account secret."
+            "key_secret",
+            th.StringType,
+            secret=True,
+            title="Key secret",
+            description="Service account secret.",
         ),
         th.Property(
             "email",
@@ -50,12 +54,10 @@ class TapDisruptive(Tap):
         ),
         th.Property("api_url", th.URIType, default=DT_API_URL, description="DT's REST API (v2)."),
         th.Property("token_url", th.URIType, default=DT_TOKEN_URL, description="DT's OAuth2 token endpoint."),
-        th.Property(
-            "device_ids", th.ArrayType(th.StringType), description="Only events of these devices."
-        ),
+        th.Property("device_ids", th.ArrayType(th.StringType), description="Only events of these devices."),
         th.Property(
             "label_filters",
-            th.ObjectType(additional_properties=th.StringType),
+            th.ObjectType(additional_properties=th.StringType(nullable=True)),
             description='Only devices with these labels: {"key": "value"}, or {"key": null} for any value. '
             "All must hold.",
         ),
@@ -98,6 +100,10 @@ class TapDisruptive(Tap):
     @cached_property
     def tap_config(self) -> TapConfig:
         return TapConfig.from_config(self.config)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _ = self.tap_config  # every setting checked before anything is read or written
 
     def discover_streams(self) -> list[Stream]:
         return [DevicesStream(self), EventsStream(self)]

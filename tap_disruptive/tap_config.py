@@ -102,11 +102,15 @@ def _bound(config: Mapping[str, Any], name: str, integer: bool = False) -> Any:
     value = config.get(name)
     if value is None:
         return None
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        kind = "a positive whole number" if integer else "a positive number of seconds"
+    kind = "a positive whole number" if integer else "a positive number of seconds"
+    # JSON config numbers may arrive as Decimal (the SDK's parser) or as strings (environment variables).
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+    if number <= 0 or (integer and number != int(number)):
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    return value
+    return int(number) if integer else number
 
 
 def _start_date(value: Any) -> str | None:
@@ -117,4 +121,6 @@ def _start_date(value: Any) -> str | None:
     try:
         return format_timestamp(parse_timestamp(str(value)).timestamp())
     except ValueError:
-        raise ConfigError(f"start_date is not an RFC 3339 date-time such as 2026-11-01T00:00:00Z: {value!r}") from None
+        raise ConfigError(
+            f"start_date is not an RFC 3339 date-time such as 2026-11-01T00:00:00Z: {value!r}"
+        ) from None

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tests.services import Postgres, postgres_cluster
 
 # A quiet emulator: no simulated traffic, so every event in a test is one the test published.
 QUIET = ("--rate", "0", "--history-span", "0", "--indexing-delay", "0.2")
@@ -39,3 +40,9 @@ def shared_quiet_emulator() -> Iterator[EmulatorProcess]:
     """One quiet emulator for a whole module whose tests do not inject faults."""
     with EmulatorProcess(*QUIET) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with postgres_cluster() as cluster:
+        yield cluster

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from tap_disruptive.drivers.failures import connection_failed
 from tap_disruptive.protocol.auth import TokenCache
 from tap_disruptive.protocol.commands import (
     Answer,
@@ -33,14 +34,14 @@ _CONNECT_TIMEOUT = 10.0
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def _failed(error: BaseException, what: str) -> ConnectionFailed:
+def _failed(error: BaseException, what: str, url: str) -> ConnectionFailed:
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
         kind = "stall" if what.startswith("stream") else "timeout"
     elif isinstance(error, aiohttp.ClientPayloadError):
         kind = "cut"
     else:
         kind = "cut" if what == "stream read" else "connection"
-    return ConnectionFailed(f"{what}: {type(error).__name__}: {str(error)[:200]}", kind=kind)
+    return connection_failed(error, what, url, kind)
 
 
 class AsyncDriver:
@@ -143,7 +144,7 @@ class AsyncDriver:
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return HttpResponse(response.status, headers, body)
         except (aiohttp.ClientError, TimeoutError) as error:
-            return _failed(error, request.purpose)
+            return _failed(error, request.purpose, request.url)
 
     async def _open(self, command: OpenStream) -> HttpResponse | ConnectionFailed:
         self._close_stream()
@@ -156,7 +157,7 @@ class AsyncDriver:
                 request.url, params=list(request.params), headers=request.headers, timeout=timeout
             )
         except (aiohttp.ClientError, TimeoutError) as error:
-            return _failed(error, "stream")
+            return _failed(error, "stream", request.url)
         headers = {name.lower(): value for name, value in response.headers.items()}
         if response.status != 200:
             try:
@@ -175,7 +176,7 @@ class AsyncDriver:
         try:
             return await asyncio.wait_for(self._stream.content.readany(), self._read_timeout)
         except (aiohttp.ClientError, TimeoutError) as error:
-            return _failed(error, "stream read")
+            return _failed(error, "stream read", str(self._stream.url) if self._stream is not None else "")
 
     def _close_stream(self) -> None:
         if self._stream is not None:

@@ -12,6 +12,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tap_disruptive.drivers.aio import AsyncDriver
+from tap_disruptive.drivers.failures import connection_failed
 from tap_disruptive.protocol.auth import TokenCache
 from tap_disruptive.protocol.commands import (
     Answer,
@@ -45,7 +46,7 @@ def _loop_running() -> bool:
     return True
 
 
-def _failed(error: requests.RequestException, what: str) -> ConnectionFailed:
+def _failed(error: requests.RequestException, what: str, url: str) -> ConnectionFailed:
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
         kind = "cut"
     elif isinstance(error, requests.exceptions.ConnectTimeout):
@@ -54,8 +55,7 @@ def _failed(error: requests.RequestException, what: str) -> ConnectionFailed:
         kind = "stall" if what.startswith("stream") else "timeout"
     else:
         kind = "cut" if what == "stream read" else "connection"
-    # requests' messages hold the URL and the cause, never the headers.
-    return ConnectionFailed(f"{what}: {type(error).__name__}: {str(error)[:200]}", kind=kind)
+    return connection_failed(error, what, url, kind)
 
 
 class SyncDriver:
@@ -166,7 +166,7 @@ class SyncDriver:
                 timeout=(_CONNECT_TIMEOUT, request.timeout),
             )
         except requests.RequestException as error:
-            return _failed(error, request.purpose)
+            return _failed(error, request.purpose, request.url)
         headers = {name.lower(): value for name, value in response.headers.items()}
         return HttpResponse(response.status_code, headers, response.content)
 
@@ -182,7 +182,7 @@ class SyncDriver:
                 timeout=(_CONNECT_TIMEOUT, command.read_timeout),
             )
         except requests.RequestException as error:
-            return _failed(error, "stream")
+            return _failed(error, "stream", request.url)
         headers = {name.lower(): value for name, value in response.headers.items()}
         if response.status_code != 200:
             try:
@@ -201,7 +201,7 @@ class SyncDriver:
         try:
             return next(self._chunks, b"")
         except requests.RequestException as error:
-            return _failed(error, "stream read")
+            return _failed(error, "stream read", self._stream.url if self._stream is not None else "")
 
     def _close_stream(self) -> None:
         if self._stream is not None:

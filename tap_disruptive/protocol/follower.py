@@ -211,14 +211,18 @@ class Follower:
         return TransientError(f"error line on {what}: {status} {error.message}", kind="error_line")
 
     def complete_until(self) -> str | None:
-        """A time up to which every matching event has been delivered, as far as can be known now: the
-        last sign of life, or the start of the earliest history read still to be repeated. None before
-        the stream first connected. A resumed run may start from here (minus an overlap) and lose nothing.
+        """A time up to which every matching event has been delivered, as far as can be known now.
+
+        That is the last sign of life less `gap_overlap` (an event's time is when a cloud connector got
+        it, and it can reach the stream after a later ping), or the start of the earliest history read
+        still to be repeated, whichever is earlier; the start time before the stream first connected.
+        A resumed run may start reading from here and lose nothing.
         """
         if self._alive_until is None:
             return self.start_time
+        settled = self._before(self._alive_until, self.settings.gap_overlap) or self._alive_until
         pending = min((start for _due, start in self._rechecks), default=None)
-        return self._alive_until if pending is None else min(pending, self._alive_until)
+        return settled if pending is None else min(pending, settled)
 
     # --- gap filling ---------------------------------------------------------------------------------
 

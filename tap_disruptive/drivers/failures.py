@@ -1,0 +1,28 @@
+"""Transport failures in one line: what was being done, where, and the root cause in plain words."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from tap_disruptive.protocol.errors import ConnectionFailed
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost OS-level reason (e.g. "connection refused"), else the outermost error's name."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror.lower()
+        if isinstance(current, TimeoutError):
+            return "timed out"
+        nested = [arg for arg in current.args if isinstance(arg, BaseException)]
+        current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
+    return type(error).__name__
+
+
+def connection_failed(error: BaseException, what: str, url: str, kind: str) -> ConnectionFailed:
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return ConnectionFailed(f"{what} {where}: {root_cause(error)}", kind=kind)

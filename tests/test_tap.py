@@ -1,0 +1,205 @@
+"""The tap on its own: records and state, bounds, resume, stops, and clear errors for bad config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_disruptive.emulator.process import EmulatorProcess
+from tests.conftest import QUIET, StartEmulator
+from tests.tap_helpers import TAP, bookmark, last_state, records, run_tap, tap_config, write_json
+from tests.wire import wait_until
+
+EVENT_COLUMNS = {
+    "event_id",
+    "event_type",
+    "timestamp",
+    "project_id",
+    "device_id",
+    "target_name",
+    "device_type",
+    "labels",
+    "data",
+}
+
+
+def ledger_upto(emulator: EmulatorProcess, until: str, **filters: Any) -> dict[str, dict[str, Any]]:
+    events, _ = emulator.ledger(**filters)
+    return {event["eventId"]: event for event in events if event["timestamp"] <= until}
+
+
+def test_history_then_live_within_max_duration(start_emulator: StartEmulator, tmp_path: Path) -> None:
+    emulator = start_emulator("--rate", "40", "--history-span", "600", "--history-interval", "60")
+    result = run_tap(tap_config(emulator, start_date="2000-01-01T00:00:00Z", max_duration=3), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    devices = records(result.stdout, "devices")
+    assert len(devices) == 24 and {d["device_type"] for d in devices} >= {"temperature", "ccon"}
+    events = records(result.stdout)
+    assert set(events[0]) == EVENT_COLUMNS
+    ids = [event["event_id"] for event in events]
+    assert len(ids) == len(set(ids))
+    # Everything up to the bookmark was written: the ten minutes of history (but the bookmark's
+    # allowance for late arrivals) and the live events.
+    until = bookmark(last_state(result.stdout), emulator.project_id)
+    expected = ledger_upto(emulator, until)
+    assert len(expected) >= 200
+    assert set(expected) <= set(ids)
+    sample = next(e for e in events if e["event_type"] == "temperature")
+    assert sample["device_type"] == "temperature" and sample["labels"]["name"].startswith("temperature")
+    assert (
+        sample["data"]["temperature"]["value"]
+        == expected.get(sample["event_id"], {"data": sample["data"]})["data"]["temperature"]["value"]
+    )
+
+
+def test_filters_bounds_and_resume(start_emulator: StartEmulator, tmp_path: Path) -> None:
+    emulator = start_emulator(*QUIET)
+    door = emulator.create_device("contact", {"site": "oslo", "door": "front"})
+    other = emulator.create_device("contact", {"site": "bergen"})
+    for state in ("OPEN", "CLOSED", "OPEN"):
+        emulator.publish(door, "contact", {"state": state})
+        emulator.publish(other, "contact", {"state": state})
+        emulator.publish(door, "touch")
+    time.sleep(0.5)  # indexed into history
+    config = tap_config(
+        emulator,
+        start_date="2000-01-01T00:00:00Z",
+        label_filters={"site": "oslo", "door": None},
+        event_types=["contact"],
+        max_events=2,
+    )
+    first = run_tap(config, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = records(first.stdout)
+    assert [r["data"]["contact"]["state"] for r in written] == ["OPEN", "CLOSED"]
+    assert {r["device_id"] for r in written} == {door}
+    # The second run resumes from the state: the third door event comes, nothing of the other device.
+    config.update(max_events=None, idle_timeout=2)
+    second = run_tap(config, tmp_path, state=last_state(first.stdout))
+    assert second.returncode == 0, second.stderr[-2000:]
+    again = records(second.stdout)
+    assert {r["device_id"] for r in again} == {door}
+    states = [r["data"]["contact"]["state"] for r in again]
+    assert states[-1] == "OPEN" and len(again) >= 1
+    every = {r["event_id"] for r in written} | {r["event_id"] for r in again}
+    assert every == set(ledger_upto(emulator, "9999", device_ids=door, event_types="contact"))
+
+
+def test_live_false_reads_history_and_ends(start_emulator: StartEmulator, tmp_path: Path) -> None:
+    emulator = start_emulator("--rate", "0", "--history-span", "600", "--history-interval", "60")
+    result = run_tap(tap_config(emulator, live=False, start_date="2000-01-01T00:00:00Z"), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ledger, _ = emulator.ledger()
+    assert sorted(r["event_id"] for r in records(result.stdout)) == sorted(e["eventId"] for e in ledger)
+    assert emulator.status()["connections_served"] == 0  # no stream was opened
+
+
+def test_sigterm_writes_state_and_a_resumed_run_loses_nothing(
+    start_emulator: StartEmulator, tmp_path: Path
+) -> None:
+    emulator = start_emulator("--rate", "100", "--history-span", "0", "--indexing-delay", "1")
+    config = tap_config(emulator)  # live, no bound: runs until stopped
+    process = subprocess.Popen(
+        [str(TAP), "--config", str(write_json(tmp_path / "config.json", config))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert wait_until(lambda: emulator.status()["open_streams"] == 1, timeout=30)
+    time.sleep(6)  # past the state interval
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    state = last_state(stdout)
+    written = {r["event_id"] for r in records(stdout)}
+    until = bookmark(state, emulator.project_id)
+    assert written and set(ledger_upto(emulator, until)) <= written
+    # The next run starts from the bookmark and fills in everything since, including what the
+    # stopped run never saw.
+    time.sleep(2)
+    config["idle_timeout"] = 1.5
+    config["max_duration"] = 6
+    resumed = run_tap(config, tmp_path, state=state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    both = written | {r["event_id"] for r in records(resumed.stdout)}
+    end = bookmark(last_state(resumed.stdout), emulator.project_id)
+    assert set(ledger_upto(emulator, end)) <= both
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"project_ids": []}, "project_ids"),
+        ({"label_filters": ["room=lab"]}, "label_filters"),
+        ({"event_types": ["smell"]}, "event_types"),
+        ({"device_types": ["toaster"]}, "device_types"),
+        ({"max_events": -5}, "max_events"),
+        ({"idle_timeout": 0}, "idle_timeout"),
+        ({"start_date": "last tuesday"}, "start_date"),
+        ({"key_secret": "a-wrong-secret-of-proper-length-0000000"}, "refused service account key"),
+        ({"project_ids": ["c0nosuchproject00000"]}, "project c0nosuchproject00000 not found"),
+        (
+            {"api_url": "http://127.0.0.1:9/v2", "token_url": "http://127.0.0.1:9/oauth2/token"},
+            "token http://127.0.0.1:9/oauth2/token: connection refused",
+        ),
+    ],
+)
+def test_bad_config_gets_one_clear_line(
+    shared_quiet_emulator: EmulatorProcess, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    config = {**tap_config(shared_quiet_emulator, max_duration=2), **change}
+    result = run_tap(config, tmp_path, timeout=180)
+    assert result.returncode != 0
+    # One line says what is wrong (the SDK's schema check, or ours), with no traceback around it.
+    errors = [
+        line for line in result.stderr.splitlines() if "ERROR" in line or line.startswith("tap-disruptive:")
+    ]
+    assert any(message in line for line in errors), result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
+    assert shared_quiet_emulator.key_secret not in result.stderr + result.stdout
+
+
+def test_missing_project_ids_names_the_setting(tmp_path: Path) -> None:
+    result = run_tap({"key_id": "k", "key_secret": "s", "email": "e"}, tmp_path)
+    assert result.returncode != 0
+    assert any("project_ids" in line for line in result.stderr.splitlines() if "ERROR" in line)
+    assert "Traceback" not in result.stderr
+
+
+def test_about_documents_every_setting() -> None:
+    about = json.loads(
+        subprocess.run(
+            [str(TAP), "--about", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    properties = about["settings"]["properties"]
+    for name in (
+        "project_ids",
+        "key_id",
+        "key_secret",
+        "email",
+        "api_url",
+        "token_url",
+        "device_ids",
+        "label_filters",
+        "device_types",
+        "event_types",
+        "start_date",
+        "live",
+        "max_events",
+        "max_duration",
+        "idle_timeout",
+    ):
+        assert properties[name].get("description"), name
+    assert properties["key_secret"]["secret"] is True
+    assert "temperature" in json.dumps(properties["event_types"])
+    assert "batch" not in about["capabilities"]
