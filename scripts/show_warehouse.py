@@ -10,9 +10,6 @@ import sys
 
 import duckdb
 
-SIDE_EVENTS = ("networkStatus", "batteryStatus", "touch", "labelsChanged")
-
-
 def reading(event_type: str, data: str | None) -> str:
     payload = (json.loads(data) if data else {}).get(event_type) or {}
     shown = {
@@ -37,7 +34,7 @@ def main(path: str) -> None:
         select d.display_name, d.device_type, e.event_type, e.timestamp, e.data
         from (select *, row_number() over (partition by device_id order by timestamp desc) as newest
               from tap_disruptive.events
-              where event_type not in {SIDE_EVENTS}) as e
+              where event_type not in ('networkStatus', 'batteryStatus', 'touch', 'labelsChanged')) as e
         join tap_disruptive.devices as d using (device_id)
         where e.newest = 1
         order by d.device_type, d.display_name
