@@ -10,6 +10,7 @@ import sys
 
 import duckdb
 
+
 def reading(event_type: str, data: str | None) -> str:
     payload = (json.loads(data) if data else {}).get(event_type) or {}
     shown = {
@@ -30,7 +31,7 @@ def main(path: str) -> None:
         print(f"  {event_type:<20} {count:>6}")
     print("\nlatest reading per device:")
     rows = db.sql(
-        f"""
+        """
         select d.display_name, d.device_type, e.event_type, e.timestamp, e.data
         from (select *, row_number() over (partition by device_id order by timestamp desc) as newest
               from tap_disruptive.events
