@@ -26,7 +26,8 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+# End-to-end tests run `meltano run` and target-postgres: Meltano and its plugins are installed first.
+unit: venv meltano
 	$(VENV)/bin/pytest
 
 ## bench: run the benchmarks and print their ratios

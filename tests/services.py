@@ -30,6 +30,8 @@ class Postgres:
     host: str
     port: int
     user: str = "postgres"
+    # The cluster trusts loopback and ignores passwords; target-postgres insists on one all the same.
+    password: str = "unused"
 
     def connect(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
@@ -47,7 +49,7 @@ class Postgres:
             "PGHOST": self.host,
             "PGPORT": str(self.port),
             "PGUSER": self.user,
-            "PGPASSWORD": "",
+            "PGPASSWORD": self.password,
             "PGDATABASE": database,
         }
 

@@ -1,0 +1,175 @@
+"""End to end with real parts: `meltano run tap-disruptive target-postgres` into a PostgreSQL the test run
+started, a resumed second run, faults during a run, and the tap piped into target-postgres by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tap_disruptive.emulator.process import EmulatorProcess
+from tests.conftest import StartEmulator
+from tests.services import MELTANO, ROOT, TARGET_POSTGRES, Postgres, meltano_environment
+from tests.tap_helpers import TAP, tap_config, write_json
+
+EMULATOR = ("--rate", "60", "--history-span", "600", "--history-interval", "60", "--indexing-delay", "1")
+
+
+def meltano_run(
+    emulator: EmulatorProcess, postgres: Postgres, database: str, state_dir: Path, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    extra = {
+        "MELTANO_ENVIRONMENT": "emulator",
+        "DT_EMULATOR_PROJECT_ID": emulator.project_id,
+        "DT_EMULATOR_KEY_ID": emulator.key_id,
+        "DT_EMULATOR_KEY_SECRET": emulator.key_secret,
+        "DT_EMULATOR_EMAIL": emulator.email,
+        "DT_EMULATOR_API_URL": emulator.api_url,
+        "DT_EMULATOR_TOKEN_URL": emulator.token_url,
+        **postgres.environment(database),
+        **{f"TAP_DISRUPTIVE_{name.upper()}": value for name, value in settings.items()},
+    }
+    return subprocess.run(  # noqa: S603
+        [str(MELTANO), "run", "tap-disruptive", "target-postgres"],
+        cwd=ROOT,
+        env=meltano_environment(state_dir, extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def table(postgres: Postgres, database: str, query: str) -> list[tuple[Any, ...]]:
+    with postgres.connect(database) as connection:
+        return connection.execute(query).fetchall()
+
+
+def bookmark_of(state_dir: Path, project_id: str) -> str:
+    """The bookmark Meltano stored for the pipeline (its file state backend keeps one JSON per state id)."""
+    (state_file,) = [path for path in state_dir.rglob("*.json")]
+    state = json.loads(state_file.read_text())
+    singer_state = state.get("singer_state") or state.get("completed", {}).get("singer_state") or state
+    partitions = singer_state["bookmarks"]["events"]["partitions"]
+    (partition,) = [p for p in partitions if p["context"]["project_id"] == project_id]
+    return str(partition["replication_key_value"])
+
+
+def ledger_ids(emulator: EmulatorProcess, until: str) -> set[str]:
+    events, _ = emulator.ledger()
+    return {event["eventId"] for event in events if event["timestamp"] <= until}
+
+
+def test_meltano_run_lands_events_once_and_resumes(
+    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+) -> None:
+    emulator = start_emulator(*EMULATOR)
+    database = postgres.new_database("meltano_resume")
+    first = meltano_run(emulator, postgres, database, tmp_path, max_duration="4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # event_id is the primary key of the events table.
+    keys = table(
+        postgres,
+        database,
+        """
+        select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+        where i.indrelid = 'tap_disruptive.events'::regclass and i.indisprimary""",
+    )
+    assert keys == [("event_id",)]
+    rows = {row[0] for row in table(postgres, database, "select event_id from tap_disruptive.events")}
+    until = bookmark_of(tmp_path, emulator.project_id)
+    assert ledger_ids(emulator, until) <= rows
+    devices = table(postgres, database, "select count(*) from tap_disruptive.devices")
+    assert devices == [(24,)]
+
+    time.sleep(2)
+    second = meltano_run(emulator, postgres, database, tmp_path, max_duration="3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"bookmark value: {until}" in second.stderr  # it resumed from the first run's state
+    later = bookmark_of(tmp_path, emulator.project_id)
+    assert later > until
+    rows = table(postgres, database, "select event_id from tap_disruptive.events")
+    ids = [row[0] for row in rows]
+    assert len(ids) == len(set(ids))
+    everything, _ = emulator.ledger()
+    assert ledger_ids(emulator, later) <= set(ids) <= {event["eventId"] for event in everything}
+
+
+def test_faults_during_a_run_leave_exactly_the_ledger(
+    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+) -> None:
+    emulator = start_emulator(*EMULATOR)
+    database = postgres.new_database("meltano_faults")
+    faults = [
+        {"kind": "cut"},
+        {"kind": "error", "after_events": 5},
+        {"kind": "http", "status": 503, "count": 2},
+        {"kind": "end"},
+        {"kind": "garbage"},
+        {"kind": "stall", "seconds": 12},
+    ]
+
+    def inject() -> None:
+        for fault in faults:
+            deadline = time.monotonic() + 30
+            while emulator.status()["open_streams"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if fault["kind"] == "http":
+                emulator.inject(**fault)
+                emulator.inject("end")
+            else:
+                emulator.inject(**fault)
+            time.sleep(1.5)
+
+    injector = threading.Thread(target=inject, daemon=True)
+    injector.start()
+    run = meltano_run(emulator, postgres, database, tmp_path, max_duration="40", idle_timeout="30")
+    injector.join(60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ids = [row[0] for row in table(postgres, database, "select event_id from tap_disruptive.events")]
+    assert len(ids) == len(set(ids))
+    until = bookmark_of(tmp_path, emulator.project_id)
+    everything, _ = emulator.ledger()
+    expected = ledger_ids(emulator, until)
+    assert len(expected) > 500
+    assert expected <= set(ids) <= {event["eventId"] for event in everything}
+
+
+def test_tap_piped_into_target_postgres_without_meltano(
+    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+) -> None:
+    emulator = start_emulator("--rate", "0", "--history-span", "600", "--history-interval", "60")
+    database = postgres.new_database("plain_pipe")
+    tap = write_json(
+        tmp_path / "tap.json", tap_config(emulator, live=False, start_date="2000-01-01T00:00:00Z")
+    )
+    target = write_json(
+        tmp_path / "target.json",
+        {
+            "host": postgres.host,
+            "port": postgres.port,
+            "user": postgres.user,
+            "password": postgres.password,
+            "database": database,
+            "default_target_schema": "dt",
+        },
+    )
+    pipeline = f"{TAP} --config {tap} | {TARGET_POSTGRES} --config {target}"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", pipeline],
+        capture_output=True,
+        text=True,  # noqa: S603
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ledger, _ = emulator.ledger()
+    rows = table(postgres, database, "select event_id, data, labels, device_type from dt.events")
+    assert sorted(row[0] for row in rows) == sorted(event["eventId"] for event in ledger)
+    by_id = {event["eventId"]: event for event in ledger}
+    for event_id, data, labels, device_type in rows:
+        assert data == by_id[event_id]["data"]
+        assert labels["name"].startswith(device_type)
