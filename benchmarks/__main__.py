@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import emulator_feed, follower_throughput, gap_fill
+from benchmarks import emulator_feed, follower_throughput, gap_fill, tap_throughput
 
 BENCHMARKS = {
     "emulator_feed": emulator_feed.main,
     "follower_throughput": follower_throughput.main,
     "gap_fill": gap_fill.main,
+    "tap_throughput": tap_throughput.main,
 }
 
 

@@ -32,7 +32,7 @@ def meltano_run(
         **postgres.environment(database),
         **{f"TAP_DISRUPTIVE_{name.upper()}": value for name, value in settings.items()},
     }
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [str(MELTANO), "run", "tap-disruptive", "target-postgres"],
         cwd=ROOT,
         env=meltano_environment(state_dir, extra),
@@ -75,7 +75,8 @@ def test_meltano_run_lands_events_once_and_resumes(
         postgres,
         database,
         """
-        select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+        select a.attname from pg_index i
+        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
         where i.indrelid = 'tap_disruptive.events'::regclass and i.indisprimary""",
     )
     assert keys == [("event_id",)]
@@ -91,8 +92,7 @@ def test_meltano_run_lands_events_once_and_resumes(
     assert f"bookmark value: {until}" in second.stderr  # it resumed from the first run's state
     later = bookmark_of(tmp_path, emulator.project_id)
     assert later > until
-    rows = table(postgres, database, "select event_id from tap_disruptive.events")
-    ids = [row[0] for row in rows]
+    ids = [row[0] for row in table(postgres, database, "select event_id from tap_disruptive.events")]
     assert len(ids) == len(set(ids))
     everything, _ = emulator.ledger()
     assert ledger_ids(emulator, later) <= set(ids) <= {event["eventId"] for event in everything}
@@ -103,7 +103,7 @@ def test_faults_during_a_run_leave_exactly_the_ledger(
 ) -> None:
     emulator = start_emulator(*EMULATOR)
     database = postgres.new_database("meltano_faults")
-    faults = [
+    faults: list[dict[str, Any]] = [
         {"kind": "cut"},
         {"kind": "error", "after_events": 5},
         {"kind": "http", "status": 503, "count": 2},
@@ -161,7 +161,7 @@ def test_tap_piped_into_target_postgres_without_meltano(
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", pipeline],
         capture_output=True,
-        text=True,  # noqa: S603
+        text=True,
         timeout=300,
         check=False,
     )

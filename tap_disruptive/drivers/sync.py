@@ -36,6 +36,7 @@ from tap_disruptive.protocol.stats import FollowerStats
 T = TypeVar("T")
 _CONNECT_TIMEOUT = 10.0
 _MAX_ERROR_BODY = 64 * 1024
+_READ_SIZE = 256 * 1024
 
 
 def _loop_running() -> bool:
@@ -192,7 +193,9 @@ class SyncDriver:
             response.close()
             return HttpResponse(response.status_code, headers, body)
         self._stream = response
-        self._chunks = response.iter_content(chunk_size=None)
+        # Bounded reads: a server may send a large backlog as one chunk, and the decoder holds what it
+        # is given until it is delivered.
+        self._chunks = response.iter_content(chunk_size=_READ_SIZE)
         return HttpResponse(200, headers, b"")
 
     def _read(self) -> bytes | ConnectionFailed:

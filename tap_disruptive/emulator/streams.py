@@ -19,6 +19,7 @@ from tap_disruptive.model.times import format_timestamp
 
 # A client this far behind is cut off, as a server must do to protect itself from a stuck consumer.
 MAX_BUFFERED_EVENTS = 1_000_000
+MAX_EVENTS_PER_CHUNK = 1000
 _ENVELOPE_HEAD = b'{"result":{"event":'
 _ENVELOPE_TAIL = b"}}"
 _BETWEEN_EVENTS = _ENVELOPE_TAIL + b"\n" + _ENVELOPE_HEAD
@@ -210,16 +211,22 @@ class StreamWriter:
             if not faults or faults[0].remaining > len(batch):
                 if faults:
                     faults[0].remaining -= len(batch)
-                if batch:
-                    await self.response.write(subscriber.frame_events(batch))
+                await self._write_event_chunks(batch)
                 return True
             pending = faults.pop(0)
             fault, before = pending.fault, pending.remaining
             if before:
-                await self.response.write(subscriber.frame_events(batch[:before]))
+                await self._write_event_chunks(batch[:before])
             batch = batch[before:]
             if not await self._apply(fault, batch):
                 return False
+
+    async def _write_event_chunks(self, events: list[bytes]) -> None:
+        # A backlog (a slow client) goes out in chunks of bounded size, as a real server's would.
+        for start in range(0, len(events), MAX_EVENTS_PER_CHUNK):
+            await self.response.write(
+                self.subscriber.frame_events(events[start : start + MAX_EVENTS_PER_CHUNK])
+            )
 
     async def _apply(self, fault: Fault, rest: list[bytes]) -> bool:
         """Act out one fault; True if the connection goes on."""

@@ -73,7 +73,10 @@ class Follower:
         self._clock = clock
         self._monotonic = monotonic
         # Ids of events delivered lately: long enough to cover every history read a gap can cause.
-        self._recent = RecentIds(retention=settings.gap_overlap + settings.indexing_delay + 120.0)
+        self._recent = RecentIds(
+            retention=settings.gap_overlap + settings.indexing_delay + 120.0,
+            capacity=settings.dedupe_capacity,
+        )
         self._devices: dict[str, dict[str, Any]] = {}
         # The server's time of the last event or ping received: the stream was whole until then.
         self._alive_until: str | None = None

@@ -58,6 +58,10 @@ class ClientSettings:
     device_page_size: int = 100
     # Refresh an access token this long before it expires (at most a quarter of its lifetime).
     token_margin: float = 60.0
+    # Event ids remembered to drop duplicates: those within the gap window, but never more than this
+    # many. At DT's usual rates that is many minutes of events; only on a very fast feed could a
+    # duplicate pass after a reconnect, which at-least-once delivery allows (targets upsert by event id).
+    dedupe_capacity: int = 100_000
 
     def __post_init__(self) -> None:
         for name in ("request_timeout", "ping_interval", "backoff_initial", "backoff_cap"):
