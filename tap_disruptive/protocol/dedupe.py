@@ -36,13 +36,16 @@ class RecentIds:
         if timestamp > self._newest:
             self._newest = timestamp
         self._since_cutoff += 1
-        if self._since_cutoff >= 1024 or len(self._ids) > self.capacity:
-            self._evict()
+        if self._since_cutoff >= 1024:
+            self._evict_older()
+        if len(self._ids) > self.capacity:
+            self._ids.discard(self._order.popleft()[1])
         return True
 
-    def _evict(self) -> None:
+    def _evict_older(self) -> None:
+        # The cut-off moves with the newest event; computing it once per 1024 events keeps it cheap.
         self._since_cutoff = 0
         self._cutoff = format_timestamp(timestamp_seconds(self._newest) - self.retention)
         order, ids = self._order, self._ids
-        while order and (order[0][0] < self._cutoff or len(ids) > self.capacity):
+        while order and order[0][0] < self._cutoff:
             ids.discard(order.popleft()[1])
