@@ -38,7 +38,7 @@ from tap_disruptive.protocol.errors import (
 from tap_disruptive.protocol.events import Event, canonical_timestamp
 from tap_disruptive.protocol.filters import EventFilter
 from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure
-from tap_disruptive.protocol.rest import Rest
+from tap_disruptive.protocol.rest import Rest, map_deliveries
 from tap_disruptive.protocol.retry import Backoff
 from tap_disruptive.protocol.settings import ClientSettings
 from tap_disruptive.protocol.stats import FollowerStats
@@ -238,12 +238,14 @@ class Follower:
             for device_id, device in self._devices.items()
             if self.filter.matches_device(device_id, device.get("type"), device.get("labels"))
         ]
-        events = yield from self.rest.histories(self.project_id, selected, start, self.filter.event_types)
+        rounds = self.rest.history_rounds(self.project_id, selected, start, self.filter.event_types)
+        yield from map_deliveries(rounds, self._recovered)
+
+    def _recovered(self, events: list[Event]) -> list[Event]:
         fresh = [event for event in events if self._accept(event)]
-        if fresh:
-            self.stats.recovered += len(fresh)
-            self.stats.events += len(fresh)
-            yield Deliver(fresh)
+        self.stats.recovered += len(fresh)
+        self.stats.events += len(fresh)
+        return fresh
 
     def _recheck(self) -> Steps:
         now = self._monotonic()

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.commands import Answer, Command, Send, Sleep
+from tap_disruptive.protocol.commands import Answer, Command, Deliver, Send, Sleep
 from tap_disruptive.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
 from tap_disruptive.protocol.events import Event
 from tap_disruptive.protocol.filters import EventFilter
@@ -142,40 +142,80 @@ class Rest:
         event_types: frozenset[str] | None,
         end_time: str | None = None,
     ) -> Generator[Command, Answer, list[Event]]:
-        """History from `start_time` (to `end_time`, else now) of many devices: pages fetched in rounds,
-        the devices of a round concurrently (within `history_concurrency`); all events, oldest first."""
+        """History from `start_time` (to `end_time`, else now) of many devices, all at once, oldest first."""
+        collected: list[Event] = []
+        yield from map_deliveries(
+            self.history_rounds(project_id, device_ids, start_time, event_types, end_time), collected.extend
+        )
+        collected.sort(key=lambda event: event.timestamp)
+        return collected
+
+    def history_rounds(
+        self,
+        project_id: str,
+        device_ids: Sequence[str],
+        start_time: str,
+        event_types: frozenset[str] | None,
+        end_time: str | None = None,
+    ) -> Generator[Command, Answer, None]:
+        """History of many devices, delivered (`Deliver`) a round of pages at a time.
+
+        Devices go in groups of twice `history_concurrency`, each group's pages fetched in rounds with
+        its devices' requests in flight together: memory holds one round's pages, however long the gap.
+        """
         base = [("start_time", start_time), ("page_size", str(self.settings.history_page_size))]
         if end_time is not None:
             base.append(("end_time", end_time))
         base += [("event_types", name) for name in sorted(event_types or ())]
-        tokens: dict[str, str] = dict.fromkeys(device_ids, "")
-        events: list[Event] = []
-        while tokens:
-            order = list(tokens)
-            requests = [
-                self.get(
-                    f"/projects/{project_id}/devices/{device_id}/events",
-                    [*base, ("page_token", tokens[device_id])] if tokens[device_id] else base,
-                    purpose="history",
-                )
-                for device_id in order
-            ]
-            what = [f"history of device {device_id}" for device_id in order]
-            self.stats.history_requests += len(requests)
-            responses = yield from self.requests(requests, what, self.settings.history_concurrency)
-            next_tokens: dict[str, str] = {}
-            for device_id, response in zip(order, responses, strict=True):
-                items, token = _page(_object(response, "event history"), "events")
-                for item in items:
-                    try:
-                        events.append(Event(item))
-                    except ValueError:
-                        self.stats.faults["malformed_history_event"] += 1
-                if token:
-                    next_tokens[device_id] = token
-            tokens = next_tokens
-        events.sort(key=lambda event: event.timestamp)
-        return events
+        group = 2 * self.settings.history_concurrency
+        for first in range(0, len(device_ids), group):
+            tokens: dict[str, str] = dict.fromkeys(device_ids[first : first + group], "")
+            while tokens:
+                order = list(tokens)
+                requests = [
+                    self.get(
+                        f"/projects/{project_id}/devices/{device_id}/events",
+                        [*base, ("page_token", tokens[device_id])] if tokens[device_id] else base,
+                        purpose="history",
+                    )
+                    for device_id in order
+                ]
+                what = [f"history of device {device_id}" for device_id in order]
+                self.stats.history_requests += len(requests)
+                responses = yield from self.requests(requests, what, self.settings.history_concurrency)
+                events: list[Event] = []
+                next_tokens: dict[str, str] = {}
+                for device_id, response in zip(order, responses, strict=True):
+                    items, token = _page(_object(response, "event history"), "events")
+                    for item in items:
+                        try:
+                            events.append(Event(item))
+                        except ValueError:
+                            self.stats.faults["malformed_history_event"] += 1
+                    if token:
+                        next_tokens[device_id] = token
+                yield Deliver(events)
+                tokens = next_tokens
+
+
+def map_deliveries(
+    steps: Generator[Command, Answer, Any], transform: Callable[[list[Event]], list[Event] | None]
+) -> Generator[Command, Answer, Any]:
+    """Run `steps`, passing each batch they deliver through `transform`: what it returns is delivered,
+    None keeps the batch back. Every other command goes through untouched; returns what `steps` return."""
+    answer: Answer = None
+    while True:
+        try:
+            command = steps.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(command, Deliver):
+            passed = transform(command.events)
+            answer = None
+            if passed is not None:
+                yield Deliver(passed)
+        else:
+            answer = yield command
 
 
 def _send(
