@@ -1,1 +1,86 @@
-"""Airflow provider for Disruptive Technologies sensor events."""
+"""Airflow provider for Disruptive Technologies sensor events: a hook and connection type, a deferrable
+trigger, a sensor and an operator that fire on matching events, and event-driven DAG scheduling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tap_disruptive import __version__
+from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider info for Airflow's providers manager (entry point `apache_airflow_provider`)."""
+    return {
+        "package-name": "tap-disruptive",
+        "name": "Disruptive Technologies",
+        "description": "Wait for, act on and schedule DAGs from Disruptive Technologies sensor events.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "disruptive",
+                "hook-class-name": "airflow_provider.hooks.disruptive.DisruptiveHook",
+                "hook-name": "Disruptive Technologies",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port"],
+                    "relabeling": {"login": "Service account key ID", "password": "Service account secret"},
+                    "placeholders": {"login": "c0key…", "password": "the key's secret"},
+                },
+                "conn-fields": {
+                    "email": {
+                        "label": "Service account email",
+                        "description": "The OAuth2 JWT's issuer: <id>@<project>.serviceaccount.d21s.com",
+                        "schema": {"type": ["string", "null"], "format": "email"},
+                    },
+                    "project_id": {
+                        "label": "Project ID",
+                        "description": "The DT project sensors, operators and triggers use by default",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "api_url": {
+                        "label": "API URL",
+                        "description": "DT's REST API, or a local emulator's",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": DT_API_URL,
+                        },
+                    },
+                    "token_url": {
+                        "label": "Token URL",
+                        "description": "DT's OAuth2 token endpoint, or a local emulator's",
+                        "schema": {"type": ["string", "null"], "default": DT_TOKEN_URL},
+                    },
+                    "basic_auth": {
+                        "label": "Use HTTP Basic auth",
+                        "description": "Send key id and secret on each request instead of exchanging a JWT",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Disruptive Technologies",
+                "python-modules": ["airflow_provider.hooks.disruptive"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Disruptive Technologies",
+                "python-modules": ["airflow_provider.triggers.disruptive"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Disruptive Technologies",
+                "python-modules": ["airflow_provider.sensors.disruptive"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Disruptive Technologies",
+                "python-modules": ["airflow_provider.operators.disruptive"],
+            }
+        ],
+        "queues": ["airflow_provider.queues.disruptive.DisruptiveMessageQueueProvider"],
+    }
