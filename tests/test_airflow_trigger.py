@@ -37,8 +37,8 @@ def dt_connection(monkeypatch: pytest.MonkeyPatch, quiet_emulator: EmulatorProce
     return quiet_emulator
 
 
-async def first_event(trigger: DisruptiveEventTrigger, timeout: float) -> Any:
-    return await asyncio.wait_for(trigger.run().__anext__(), timeout)
+async def first_event(trigger: DisruptiveEventTrigger, seconds: float) -> Any:
+    return await asyncio.wait_for(trigger.run().__anext__(), seconds)
 
 
 async def wait_for_stream(emulator: EmulatorProcess, streams: int = 1) -> None:
@@ -124,5 +124,6 @@ def test_poke_mode_reads_history_since_the_sensor_started(dt_connection: Emulato
     result = sensor.poke({})
     assert result.is_done is True
     opened, _ = emulator.ledger(device_ids=door, event_types="contact")
+    assert isinstance(result.xcom_value, dict)
     assert result.xcom_value["eventId"] == opened[-1]["eventId"]
     assert json.loads(json.dumps(result.xcom_value)) == result.xcom_value
