@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import emulator_feed, follower_throughput, gap_fill, tap_throughput
+from benchmarks import emulator_feed, follower_throughput, gap_fill, tap_throughput, trigger_latency
 
 BENCHMARKS = {
     "emulator_feed": emulator_feed.main,
     "follower_throughput": follower_throughput.main,
     "gap_fill": gap_fill.main,
     "tap_throughput": tap_throughput.main,
+    "trigger_latency": trigger_latency.main,
 }
 
 
