@@ -169,3 +169,27 @@ def test_door_operator_collects_exactly_the_matching_events_of_its_window(
     assert sorted(event["eventId"] for event in collected) == sorted(opened)
     assert outcome["xcom"]["summarise.return_value"] == {doors[0]: 2, doors[1]: 2}
     assert f"door {doors[0]} opened at" in outcome["log"]
+
+
+def test_every_example_dag_parses(airflow_home: dict[str, str]) -> None:
+    script = (
+        "import json; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(EXAMPLES)!r}); "
+        "print(json.dumps({'errors': bag.import_errors, 'dags': sorted(bag.dag_ids)}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=airflow_home,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == [
+        "disruptive_door_openings",
+        "disruptive_freezer_alert",
+        "disruptive_touch_scheduled",
+        "disruptive_water_leaks",
+    ]

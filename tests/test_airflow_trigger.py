@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider.conditions import field
+from airflow_provider.hooks.disruptive import DisruptiveHook
 from airflow_provider.sensors.disruptive import DisruptiveEventSensor
 from airflow_provider.triggers.disruptive import LAST_FIRED_KEY, DisruptiveEventTrigger
 from tap_disruptive.emulator.process import EmulatorProcess
@@ -127,3 +128,24 @@ def test_poke_mode_reads_history_since_the_sensor_started(dt_connection: Emulato
     assert isinstance(result.xcom_value, dict)
     assert result.xcom_value["eventId"] == opened[-1]["eventId"]
     assert json.loads(json.dumps(result.xcom_value)) == result.xcom_value
+
+
+def test_hook_test_connection_really_checks(
+    dt_connection: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok, message = DisruptiveHook().test_connection()
+    assert ok and "connected to project" in message
+    wrong = json.loads(connection(dt_connection))
+    wrong["password"] = "a-wrong-secret-of-proper-length-0000000"
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(wrong))
+    ok, message = DisruptiveHook().test_connection()
+    assert not ok and "refused" in message and wrong["password"] not in message
+    unknown = json.loads(connection(dt_connection))
+    unknown["extra"]["project_id"] = "c0nosuchproject00000"
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(unknown))
+    ok, message = DisruptiveHook().test_connection()
+    assert not ok and "not found" in message
+    del unknown["extra"]["project_id"]
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(unknown))
+    ok, message = DisruptiveHook().test_connection()
+    assert ok and "1 project(s) visible" in message

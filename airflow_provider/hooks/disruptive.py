@@ -78,11 +78,11 @@ class DisruptiveHook(BaseHook):
             with self.get_conn() as client:
                 if project_id:
                     project = client.project(project_id)
-                    return True, f"connected to {project.get('displayName') or project_id}"
-                client.project("-")  # any project: proves the credentials
+                    return True, f"connected to project {project.get('displayName') or project_id}"
+                projects = client.projects()
         except DisruptiveError as error:
             return False, str(error)
-        return True, "credentials accepted"
+        return True, f"credentials accepted; {len(projects)} project(s) visible"
 
 
 def _extra(connection: Any) -> dict[str, Any]:

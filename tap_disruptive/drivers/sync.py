@@ -269,6 +269,9 @@ class DisruptiveClient:
     def project(self, project_id: str) -> dict[str, Any]:
         return self.driver.call(self.rest.project(project_id))
 
+    def projects(self) -> list[dict[str, Any]]:
+        return self.driver.call(self.rest.projects())
+
     def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[dict[str, Any]]:
         return self.driver.call(self.rest.devices(project_id, event_filter or EventFilter()))
 

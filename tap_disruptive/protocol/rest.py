@@ -118,6 +118,12 @@ class Rest:
         )
         return _object(response, "project")
 
+    def projects(self) -> Generator[Command, Answer, list[dict[str, Any]]]:
+        """The first page of projects the service account can see: proof that the credentials work."""
+        response = yield from self.request(self.get("/projects", purpose="projects"), "the project list")
+        projects, _ = _page(_object(response, "project list"), "projects")
+        return [project for project in projects if isinstance(project, dict)]
+
     def devices(
         self, project_id: str, event_filter: EventFilter
     ) -> Generator[Command, Answer, list[dict[str, Any]]]:
