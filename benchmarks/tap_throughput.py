@@ -49,15 +49,7 @@ def main(events: int = EVENTS) -> None:
                 yield 1
 
         base_rate, base_cpu_rate, _ = measure(official())
-        config = {
-            "project_ids": [emulator.project_id],
-            "key_id": emulator.key_id,
-            "key_secret": emulator.key_secret,
-            "email": emulator.email,
-            "api_url": emulator.api_url,
-            "token_url": emulator.token_url,
-            "max_events": events,
-        }
+        config = emulator.tap_config(max_events=events)
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         tap = subprocess.Popen(

@@ -5,7 +5,6 @@ event loop holds, with memory per trigger, all firing on one published event."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import time
@@ -19,22 +18,6 @@ from tap_disruptive.emulator.process import EmulatorProcess
 
 ROUNDS = 100
 CONCURRENT = (50, 200, 1000)
-
-
-def connection(emulator: EmulatorProcess) -> str:
-    return json.dumps(
-        {
-            "conn_type": "disruptive",
-            "login": emulator.key_id,
-            "password": emulator.key_secret,
-            "extra": {
-                "email": emulator.email,
-                "project_id": emulator.project_id,
-                "api_url": emulator.api_url,
-                "token_url": emulator.token_url,
-            },
-        }
-    )
 
 
 async def status(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> dict[str, Any]:
@@ -127,7 +110,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> None:
     with EmulatorProcess("--rate", "0", "--history-span", "0") as emulator:
-        os.environ["AIRFLOW_CONN_DISRUPTIVE_DEFAULT"] = connection(emulator)
+        os.environ["AIRFLOW_CONN_DISRUPTIVE_DEFAULT"] = emulator.airflow_connection()
         device_id = emulator.create_device("touch")
 
         async def run() -> list[str]:

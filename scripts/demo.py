@@ -28,12 +28,7 @@ def main() -> int:
             "MELTANO_ENVIRONMENT": "emulator",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-            "DT_EMULATOR_PROJECT_ID": emulator.project_id,
-            "DT_EMULATOR_KEY_ID": emulator.key_id,
-            "DT_EMULATOR_KEY_SECRET": emulator.key_secret,
-            "DT_EMULATOR_EMAIL": emulator.email,
-            "DT_EMULATOR_API_URL": emulator.api_url,
-            "DT_EMULATOR_TOKEN_URL": emulator.token_url,
+            **emulator.meltano_environment(),
         }
         command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
         print("$ " + " ".join(command[1:]) + "   (follows the live stream for 15 s)", flush=True)

@@ -14,15 +14,7 @@ TAP = Path(sys.executable).parent / "tap-disruptive"
 
 
 def tap_config(emulator: EmulatorProcess, **settings: Any) -> dict[str, Any]:
-    return {
-        "project_ids": [emulator.project_id],
-        "key_id": emulator.key_id,
-        "key_secret": emulator.key_secret,
-        "email": emulator.email,
-        "api_url": emulator.api_url,
-        "token_url": emulator.token_url,
-        **settings,
-    }
+    return emulator.tap_config(**settings)
 
 
 def write_json(path: Path, value: Any) -> Path:

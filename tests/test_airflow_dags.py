@@ -44,19 +44,7 @@ def airflow_home() -> Iterator[dict[str, str]]:
 
 
 def connection(emulator: EmulatorProcess) -> str:
-    return json.dumps(
-        {
-            "conn_type": "disruptive",
-            "login": emulator.key_id,
-            "password": emulator.key_secret,
-            "extra": {
-                "email": emulator.email,
-                "project_id": emulator.project_id,
-                "api_url": emulator.api_url,
-                "token_url": emulator.token_url,
-            },
-        }
-    )
+    return emulator.airflow_connection()
 
 
 def run_dag(

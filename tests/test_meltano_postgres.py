@@ -23,12 +23,7 @@ def meltano_run(
 ) -> subprocess.CompletedProcess[str]:
     extra = {
         "MELTANO_ENVIRONMENT": "emulator",
-        "DT_EMULATOR_PROJECT_ID": emulator.project_id,
-        "DT_EMULATOR_KEY_ID": emulator.key_id,
-        "DT_EMULATOR_KEY_SECRET": emulator.key_secret,
-        "DT_EMULATOR_EMAIL": emulator.email,
-        "DT_EMULATOR_API_URL": emulator.api_url,
-        "DT_EMULATOR_TOKEN_URL": emulator.token_url,
+        **emulator.meltano_environment(),
         **postgres.environment(database),
         **{f"TAP_DISRUPTIVE_{name.upper()}": value for name, value in settings.items()},
     }

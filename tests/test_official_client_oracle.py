@@ -16,6 +16,7 @@ from typing import Any
 import disruptive
 import pytest
 
+from benchmarks.official import use_official_client
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import LABELS_CHANGED
@@ -81,11 +82,7 @@ def official_client() -> Iterator[RecordingHandler]:
 
 
 def use(emulator: EmulatorProcess) -> None:
-    disruptive.base_url = emulator.api_url
-    disruptive.emulator_base_url = emulator.api_url
-    auth = disruptive.Auth.service_account(emulator.key_id, emulator.key_secret, emulator.email)
-    auth.token_endpoint = emulator.token_url
-    disruptive.default_auth = auth
+    use_official_client(emulator)
 
 
 def assert_parsed(event: Any) -> None:
