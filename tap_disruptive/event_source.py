@@ -45,7 +45,7 @@ def history_batches(
     for project_id in project_ids:
         end = time.time()
         devices = client.devices(project_id, event_filter)
-        selected = [d["name"].rsplit("/", 1)[-1] for d in devices if _selected(event_filter, d)]
+        selected = event_filter.selected_device_ids(devices)
         events = client.history(project_id, selected, starts[project_id], event_filter.event_types)
         events = [event for event in events if event_filter.matches(event, None)]
         yield Batch(project_id, events, format_timestamp(max(end - lag, 0)))
@@ -108,14 +108,3 @@ def _merged(streams: dict[str, EventStream]) -> Iterator[Batch]:
                 yield item
     finally:
         stop.set()
-
-
-def _selected(event_filter: EventFilter, device: dict[str, object]) -> bool:
-    device_id = str(device["name"]).rsplit("/", 1)[-1]
-    labels = device.get("labels")
-    device_type = device.get("type")
-    return event_filter.matches_device(
-        device_id,
-        device_type if isinstance(device_type, str) else None,
-        labels if isinstance(labels, dict) else None,
-    )

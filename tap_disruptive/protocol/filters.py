@@ -75,6 +75,20 @@ class EventFilter:
                     return False
         return True
 
+    def selected_device_ids(self, devices: Iterable[Mapping[str, Any]]) -> list[str]:
+        """The ids of the listed devices (DT's device resources) that the filter selects."""
+        selected = []
+        for device in devices:
+            device_id = str(device["name"]).rsplit("/", 1)[-1]
+            device_type, labels = device.get("type"), device.get("labels")
+            if self.matches_device(
+                device_id,
+                device_type if isinstance(device_type, str) else None,
+                labels if isinstance(labels, Mapping) else None,
+            ):
+                selected.append(device_id)
+        return selected
+
     def matches_event_type(self, event_type: str) -> bool:
         return event_type != PING and (self.event_types is None or event_type in self.event_types)
 

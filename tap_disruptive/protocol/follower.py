@@ -233,11 +233,7 @@ class Follower:
         """Deliver what history holds since `start` for every device the filter selects."""
         devices = yield from self.rest.devices(self.project_id, self.filter)
         self._devices = {device["name"].rsplit("/", 1)[-1]: device for device in devices}
-        selected = [
-            device_id
-            for device_id, device in self._devices.items()
-            if self.filter.matches_device(device_id, device.get("type"), device.get("labels"))
-        ]
+        selected = self.filter.selected_device_ids(devices)
         rounds = self.rest.history_rounds(self.project_id, selected, start, self.filter.event_types)
         yield from map_deliveries(rounds, self._recovered)
 
