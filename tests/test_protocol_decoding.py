@@ -163,3 +163,16 @@ def test_malformed_events_are_reported_with_the_reason() -> None:
         event_line(6).replace(b'"timestamp": "2026-01-02T03:04:05.123456Z"', b'"timestamp": 5')
     )
     assert isinstance(bad_time, BadLine) and "timestamp" in bad_time.excerpt
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-28T25:61:00.000000Z", "2026-02-30T10:00:00.000000Z", "2026-11-28T10:00:00.12345xZ", "tomorrow"],
+)
+def test_an_impossible_timestamp_makes_a_bad_line_not_a_crash(stamp: str) -> None:
+    line = event_line(7).replace(
+        b'"timestamp": "2026-01-02T03:04:05.123456Z"', f'"timestamp": "{stamp}"'.encode()
+    )
+    item = parse_line(line)
+    assert isinstance(item, BadLine) and item.kind == "malformed_event"
+    assert "timestamp" in item.excerpt

@@ -5,18 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tap_disruptive.model.event_types import EVENT_TYPES, event_payload
-from tap_disruptive.model.times import format_timestamp, parse_timestamp
-
-
-def canonical_timestamp(text: str) -> str:
-    """DT's usual form (UTC, `Z`, six fractional digits), so that stamps compare as strings.
-
-    The common case is checked cheaply; anything else (nine digits, an offset) is parsed and rewritten.
-    Raises ValueError if the text is no timestamp at all.
-    """
-    if len(text) == 27 and text[26] == "Z" and text[19] == "." and text[10] == "T":
-        return text
-    return format_timestamp(parse_timestamp(text).timestamp())
+from tap_disruptive.model.times import canonical_timestamp
 
 
 class Event:
@@ -50,10 +39,7 @@ class Event:
         self.target_name = target_name
         self.project_id = parts[1]
         self.device_id = parts[3]
-        if type(timestamp) is str and len(timestamp) == 27 and timestamp[26] == "Z" and timestamp[19] == ".":
-            self.timestamp = timestamp  # already canonical, the common case, checked inline for speed
-        else:
-            self.timestamp = canonical_timestamp(timestamp) if isinstance(timestamp, str) else _bad(timestamp)
+        self.timestamp = canonical_timestamp(timestamp) if isinstance(timestamp, str) else _bad(timestamp)
         self.data: Any = raw.get("data")
         self.raw = raw
 
