@@ -168,19 +168,33 @@ def test_wait_generator_works_with_backoff_on_exception() -> None:
 
 
 def test_recent_ids_drop_repeats_and_stay_bounded() -> None:
-    recent = RecentIds(retention=10.0, capacity=5000)
+    now = ["2026-01-01T00:00:00.000000Z"]
+    recent = RecentIds(retention=10.0, capacity=5000, now_stamp=lambda: now[0])
     assert recent.add("a", "2026-01-01T00:00:00.000000Z")
     assert not recent.add("a", "2026-01-01T00:00:00.000000Z")
-    # A day of one event a second: only the last `retention` seconds (plus one eviction batch) remain.
+    # A day of one event a second, with DT's clock going along: only the last `retention` seconds (plus
+    # one eviction batch) remain.
     for second in range(86_400):
         stamp = f"2026-01-02T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000000Z"
+        now[0] = stamp
         recent.add(f"id{second}", stamp)
     assert len(recent) <= 10 + 1024 + 1
     assert not recent.add("id86399", "2026-01-02T23:59:59.000000Z")
 
 
+def test_recent_ids_forget_by_dts_clock_not_by_an_event_stamped_ahead() -> None:
+    now = "2026-01-01T12:00:00.000000Z"
+    recent = RecentIds(retention=60.0, capacity=10_000, now_stamp=lambda: now)
+    for index in range(2048):
+        recent.add(f"id{index}", "2026-01-01T11:59:59.000000Z")
+        if index == 100:
+            recent.add("ahead", "2026-01-02T12:00:00.000000Z")  # a day ahead of DT's clock
+    # Still remembered: a stamp a day ahead does not make the others look old.
+    assert not recent.add("id5", "2026-01-01T11:59:59.000000Z")
+
+
 def test_recent_ids_capacity_caps_memory_whatever_the_timestamps() -> None:
-    recent = RecentIds(retention=10**9, capacity=100)
+    recent = RecentIds(retention=10**9, capacity=100, now_stamp=lambda: "2026-01-01T00:00:00.000000Z")
     for index in range(10_000):
         recent.add(f"id{index}", "2026-01-01T00:00:00.000000Z")
     assert len(recent) <= 100

@@ -13,7 +13,7 @@ from tap_disruptive.protocol.events import Event
 from tap_disruptive.protocol.http import HttpRequest, HttpResponse
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     """Send these requests, at most `concurrency` at a time. Answer: a list of
     `HttpResponse | ConnectionFailed`, in the order of the requests."""
@@ -22,39 +22,56 @@ class Send:
     concurrency: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpenStream:
     """Open the stream. Answer: an `HttpResponse` (with the whole body only when the status is not 200),
-    or `ConnectionFailed`. Reads on the open stream time out after `read_timeout` seconds of silence."""
+    or `ConnectionFailed`."""
 
     request: HttpRequest
-    read_timeout: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReadStream:
-    """Read what has arrived on the open stream. Answer: bytes (b"" at a clean end), or `ConnectionFailed`
-    (kind "stall" when nothing came within the read timeout, "cut" when the connection broke)."""
+    """Read what has arrived on the open stream, waiting at most `timeout` seconds. Answer: bytes (b"" at
+    a clean end), `TIMED_OUT` when nothing came in time (the stream stays open), or `ConnectionFailed`."""
+
+    timeout: float
 
 
-@dataclass(frozen=True)
+class TimedOut:
+    """The answer to a ReadStream that found nothing within its timeout."""
+
+    def __repr__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT = TimedOut()
+
+
+@dataclass(frozen=True, slots=True)
 class CloseStream:
     """Close the stream, if one is open. Answer: None."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sleep:
     """Wait. Answer: None."""
 
     seconds: float
 
 
-@dataclass(frozen=True)
-class Deliver:
-    """Hand these events to the consumer, in order (possibly none: a heartbeat). Answer: None."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Hand these events to the consumer, in order (possibly none: a heartbeat). Answer: None.
+
+    `complete_until` holds once the consumer has taken every one of them: each matching event stamped
+    at or before it has then been delivered (None while nothing is known). Events read from history
+    come in time order; see `bookmarks.bookmark_after` for a consumer that stops part way.
+    """
 
     events: list[Event]
+    complete_until: str | None
 
 
-Command = Send | OpenStream | ReadStream | CloseStream | Sleep | Deliver
-Answer = list[HttpResponse | ConnectionFailed] | HttpResponse | ConnectionFailed | bytes | None
+Command = Send | OpenStream | ReadStream | CloseStream | Sleep | Delivery
+Answer = list[HttpResponse | ConnectionFailed] | HttpResponse | ConnectionFailed | TimedOut | bytes | None

@@ -4,25 +4,26 @@ in memory bounded by time and by count, so a stream that runs for weeks does not
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
-from tap_disruptive.model.times import format_timestamp, timestamp_seconds
+from tap_disruptive.model.times import shift
 
 
 class RecentIds:
-    """Remembers the ids of events whose time lies within `retention` seconds of the newest one seen.
+    """Remembers the ids of events stamped within `retention` seconds of the server's current time.
 
-    Gap fills read history from shortly before the last sign of life, so an id older than that window
-    cannot come again; `capacity` caps memory even if timestamps misbehave.
+    History is read again only for the last stretch before a disconnect, so an older id cannot come
+    again. The cut-off follows DT's clock (`now_stamp`), never the events' own stamps: one event stamped
+    a day ahead must not make every other id look old. `capacity` caps memory whatever the stamps.
     """
 
-    def __init__(self, retention: float, capacity: int = 1_000_000) -> None:
+    def __init__(self, retention: float, capacity: int, now_stamp: Callable[[], str]) -> None:
         self.retention = retention
         self.capacity = capacity
+        self._now_stamp = now_stamp
         self._ids: set[str] = set()
-        self._order: deque[tuple[str, str]] = deque()  # (canonical timestamp, id), oldest first
-        self._newest = ""
-        self._cutoff = ""
-        self._since_cutoff = 0
+        self._order: deque[tuple[str, str]] = deque()  # (timestamp, id), in the order added
+        self._since_eviction = 0
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -33,19 +34,17 @@ class RecentIds:
             return False
         self._ids.add(event_id)
         self._order.append((timestamp, event_id))
-        if timestamp > self._newest:
-            self._newest = timestamp
-        self._since_cutoff += 1
-        if self._since_cutoff >= 1024:
+        self._since_eviction += 1
+        if self._since_eviction >= 1024:
             self._evict_older()
         if len(self._ids) > self.capacity:
             self._ids.discard(self._order.popleft()[1])
         return True
 
     def _evict_older(self) -> None:
-        # The cut-off moves with the newest event; computing it once per 1024 events keeps it cheap.
-        self._since_cutoff = 0
-        self._cutoff = format_timestamp(timestamp_seconds(self._newest) - self.retention)
+        # The cut-off is computed once per 1024 events, which keeps it cheap on a fast stream.
+        self._since_eviction = 0
+        cutoff = shift(self._now_stamp(), -self.retention)
         order, ids = self._order, self._ids
-        while order and order[0][0] < self._cutoff:
+        while order and order[0][0] < cutoff:
             ids.discard(order.popleft()[1])

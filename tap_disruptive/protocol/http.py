@@ -78,7 +78,16 @@ def error_message(response: HttpResponse) -> str:
 
 def failure(response: HttpResponse, what: str) -> DisruptiveError:
     """The error an unsuccessful answer means; `what` names the thing asked for (e.g. "project p1")."""
-    status, message = response.status, error_message(response)
+    return status_error(
+        response.status, error_message(response), what, f"http_{response.status}", response.retry_after()
+    )
+
+
+def status_error(
+    status: int, message: str, what: str, kind: str, retry_after: float | None = None
+) -> DisruptiveError:
+    """The error an HTTP status means, whether it came as an answer's status or in a stream's error line:
+    fatal for refused credentials or permissions, an unknown resource or a bad request; else transient."""
     if status == 401:
         return AuthenticationError(f"DT refused the credentials for {what} (HTTP 401): {message}")
     if status == 403:
@@ -86,7 +95,5 @@ def failure(response: HttpResponse, what: str) -> DisruptiveError:
     if status == 404:
         return NotFound(f"{what} not found (HTTP 404): {message}")
     if status in (408, 429) or status >= 500:
-        return TransientError(
-            f"HTTP {status} for {what}: {message}", kind=f"http_{status}", retry_after=response.retry_after()
-        )
+        return TransientError(f"HTTP {status} for {what}: {message}", kind=kind, retry_after=retry_after)
     return BadRequest(f"DT refused the request for {what} (HTTP {status}): {message}")

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.commands import Answer, Command, Deliver, Send, Sleep
+from tap_disruptive.protocol.clock import ServerClock
+from tap_disruptive.protocol.commands import Answer, Command, Send, Sleep
 from tap_disruptive.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
-from tap_disruptive.protocol.events import Event
 from tap_disruptive.protocol.filters import EventFilter
 from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure
 from tap_disruptive.protocol.retry import Backoff
@@ -23,10 +23,14 @@ Steps = Generator[Command, Answer, Any]
 class Rest:
     """Authorised, retried REST requests, and DT's paged resources built on them."""
 
-    def __init__(self, settings: ClientSettings, tokens: TokenCache, stats: FollowerStats) -> None:
+    def __init__(
+        self, settings: ClientSettings, tokens: TokenCache, stats: FollowerStats, clock: ServerClock
+    ) -> None:
         self.settings = settings
         self.tokens = tokens
         self.stats = stats
+        # Every answer's Date header tells DT's time.
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"Rest(api_url={self.settings.api_url!r})"
@@ -38,7 +42,7 @@ class Rest:
         header = self.tokens.header()
         retry = Backoff(self.settings)
         while header is None:
-            (answer,) = yield from _send([self.tokens.token_request()], 1)
+            (answer,) = yield from self._send([self.tokens.token_request()], 1)
             try:
                 if isinstance(answer, ConnectionFailed):
                     raise answer
@@ -69,7 +73,7 @@ class Rest:
                 replace(requests[i], headers={**requests[i].headers, "Authorization": header})
                 for i in pending
             ]
-            answers = yield from _send(sending, concurrency)
+            answers = yield from self._send(sending, concurrency)
             again: list[int] = []
             worst: TransientError | None = None
             unauthorized = False
@@ -95,6 +99,18 @@ class Rest:
             pending = again
         return [done[i] for i in range(len(requests))]
 
+    def _send(
+        self, requests: list[HttpRequest], concurrency: int
+    ) -> Generator[Command, Answer, list[HttpResponse | ConnectionFailed]]:
+        answer = yield Send(tuple(requests), concurrency)
+        assert isinstance(answer, list) and len(answer) == len(requests), (
+            "a driver answers Send with one result each"
+        )
+        for response in answer:
+            if isinstance(response, HttpResponse):
+                self.clock.observe_date(response.headers.get("date"))
+        return answer
+
     def _may_refresh(self, refreshed: bool) -> bool:
         return not refreshed and not self.settings.credentials.basic_auth
 
@@ -116,12 +132,12 @@ class Rest:
         response = yield from self.request(
             self.get(f"/projects/{project_id}", purpose="project"), f"project {project_id}"
         )
-        return _object(response, "project")
+        return json_object(response, "project")
 
     def projects(self) -> Generator[Command, Answer, list[dict[str, Any]]]:
         """The first page of projects the service account can see: proof that the credentials work."""
         response = yield from self.request(self.get("/projects", purpose="projects"), "the project list")
-        projects, _ = _page(_object(response, "project list"), "projects")
+        projects, _ = page(json_object(response, "project list"), "projects")
         return [project for project in projects if isinstance(project, dict)]
 
     def devices(
@@ -134,107 +150,16 @@ class Rest:
         while True:
             page_params = [*params, ("page_token", token)] if token else params
             request = self.get(f"/projects/{project_id}/devices", page_params, purpose="devices")
-            page = _object((yield from self.request(request, f"project {project_id}")), "device list")
-            devices, token = _page(page, "devices")
+            body = json_object((yield from self.request(request, f"project {project_id}")), "device list")
+            devices, token = page(body, "devices")
             found += [device for device in devices if isinstance(device, dict) and "name" in device]
             if not token:
                 return found
 
-    def histories(
-        self,
-        project_id: str,
-        device_ids: Sequence[str],
-        start_time: str,
-        event_types: frozenset[str] | None,
-        end_time: str | None = None,
-    ) -> Generator[Command, Answer, list[Event]]:
-        """History from `start_time` (to `end_time`, else now) of many devices, all at once, oldest first."""
-        collected: list[Event] = []
-        yield from map_deliveries(
-            self.history_rounds(project_id, device_ids, start_time, event_types, end_time), collected.extend
-        )
-        collected.sort(key=lambda event: event.timestamp)
-        return collected
 
-    def history_rounds(
-        self,
-        project_id: str,
-        device_ids: Sequence[str],
-        start_time: str,
-        event_types: frozenset[str] | None,
-        end_time: str | None = None,
-    ) -> Generator[Command, Answer, None]:
-        """History of many devices, delivered (`Deliver`) a round of pages at a time.
-
-        Devices go in groups of twice `history_concurrency`, each group's pages fetched in rounds with
-        its devices' requests in flight together: memory holds one round's pages, however long the gap.
-        """
-        base = [("start_time", start_time), ("page_size", str(self.settings.history_page_size))]
-        if end_time is not None:
-            base.append(("end_time", end_time))
-        base += [("event_types", name) for name in sorted(event_types or ())]
-        group = 2 * self.settings.history_concurrency
-        for first in range(0, len(device_ids), group):
-            tokens: dict[str, str] = dict.fromkeys(device_ids[first : first + group], "")
-            while tokens:
-                order = list(tokens)
-                requests = [
-                    self.get(
-                        f"/projects/{project_id}/devices/{device_id}/events",
-                        [*base, ("page_token", tokens[device_id])] if tokens[device_id] else base,
-                        purpose="history",
-                    )
-                    for device_id in order
-                ]
-                what = [f"history of device {device_id}" for device_id in order]
-                self.stats.history_requests += len(requests)
-                responses = yield from self.requests(requests, what, self.settings.history_concurrency)
-                events: list[Event] = []
-                next_tokens: dict[str, str] = {}
-                for device_id, response in zip(order, responses, strict=True):
-                    items, token = _page(_object(response, "event history"), "events")
-                    for item in items:
-                        try:
-                            events.append(Event(item))
-                        except ValueError:
-                            self.stats.faults["malformed_history_event"] += 1
-                    if token:
-                        next_tokens[device_id] = token
-                yield Deliver(events)
-                tokens = next_tokens
-
-
-def map_deliveries(
-    steps: Generator[Command, Answer, Any], transform: Callable[[list[Event]], list[Event] | None]
-) -> Generator[Command, Answer, Any]:
-    """Run `steps`, passing each batch they deliver through `transform`: what it returns is delivered,
-    None keeps the batch back. Every other command goes through untouched; returns what `steps` return."""
-    answer: Answer = None
-    while True:
-        try:
-            command = steps.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(command, Deliver):
-            passed = transform(command.events)
-            answer = None
-            if passed is not None:
-                yield Deliver(passed)
-        else:
-            answer = yield command
-
-
-def _send(
-    requests: list[HttpRequest], concurrency: int
-) -> Generator[Command, Answer, list[HttpResponse | ConnectionFailed]]:
-    answer = yield Send(tuple(requests), concurrency)
-    assert isinstance(answer, list) and len(answer) == len(requests), (
-        "a driver answers Send with one result each"
-    )
-    return answer
-
-
-def _object(response: HttpResponse, what: str) -> dict[str, Any]:
+def json_object(response: HttpResponse, what: str) -> dict[str, Any]:
+    """A 200 answer's body as a JSON object; a body that is not one (a proxy's page, a cut body) is a
+    fault worth retrying."""
     try:
         body = response.json()
     except ValueError:
@@ -244,7 +169,8 @@ def _object(response: HttpResponse, what: str) -> dict[str, Any]:
     return body
 
 
-def _page(body: dict[str, Any], key: str) -> tuple[list[Any], str]:
+def page(body: dict[str, Any], key: str) -> tuple[list[Any], str]:
+    """A page of DT's paged resources: its items under `key`, and the token of the next page ("" if last)."""
     items, token = body.get(key, []), body.get("nextPageToken", "")
     if not isinstance(items, list) or not isinstance(token, str):
         raise TransientError(f"a page without a {key} list or nextPageToken", kind="bad_answer")

@@ -55,6 +55,15 @@ class ClientSettings:
     indexing_delay: float = 12.0
     history_concurrency: int = 16
     history_page_size: int = 1000
+    # History is read in time slices, each delivered in time order; a slice holds at most about this
+    # many events (its length adapts to how dense the history is), which bounds memory on any span.
+    slice_events: int = 20_000
+    slice_seconds: float = 600.0
+    # A follower this far behind reads history before it opens the stream; closer, it opens the stream
+    # first and reads the rest of history while the stream waits.
+    live_lag: float = 60.0
+    # The consumer gets control back at least this often (an empty delivery), to end a bounded run.
+    heartbeat: float = 1.0
     device_page_size: int = 100
     # Refresh an access token this long before it expires (at most a quarter of its lifetime).
     token_margin: float = 60.0
@@ -67,8 +76,8 @@ class ClientSettings:
         for name in ("request_timeout", "ping_interval", "backoff_initial", "backoff_cap"):
             if getattr(self, name) <= 0:
                 raise FatalError(f"{name} must be positive")
-        if self.max_attempts < 1 or self.history_concurrency < 1:
-            raise FatalError("max_attempts and history_concurrency must be at least 1")
+        if self.max_attempts < 1 or self.history_concurrency < 1 or self.slice_events < 1:
+            raise FatalError("max_attempts, history_concurrency and slice_events must be at least 1")
         for url_name in ("api_url", "token_url"):
             url = getattr(self, url_name)
             if not url.startswith(("http://", "https://")):

@@ -17,6 +17,8 @@ class FollowerStats:
     duplicates: int = 0  # events dropped because they had been delivered already
     filtered_out: int = 0  # events the local filter dropped
     history_requests: int = 0
+    slices: int = 0  # history slices read
+    rechecks: int = 0  # stretches of history read again after the indexing delay
     unknown_event_types: int = 0
     faults: Counter[str] = field(
         default_factory=Counter

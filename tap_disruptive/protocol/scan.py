@@ -1,0 +1,134 @@
+"""Reading history as a scan: a time slice at a time across every selected device, so that each slice
+can be delivered in time order while memory holds one slice, however long the span.
+
+DT keeps history per device, newest first and paged, and selects it by event time. A slice's pages are
+read for many devices at once; the slice is sorted only when all of it is in. Its length adapts to the
+density of the history, so that one slice holds about `slice_events / 2` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from tap_disruptive.model.times import shift, stamp_micros
+from tap_disruptive.protocol.commands import Answer, Command
+from tap_disruptive.protocol.events import Event
+from tap_disruptive.protocol.filters import EventFilter
+from tap_disruptive.protocol.http import HttpRequest
+from tap_disruptive.protocol.rest import Rest, json_object, page
+from tap_disruptive.protocol.settings import ClientSettings
+from tap_disruptive.protocol.stats import FollowerStats
+
+# History is asked for from slightly before a slice's start and cut locally, so that a server treating
+# start_time as exclusive loses no event stamped exactly at it.
+_START_ALLOWANCE = 0.001
+_SHORTEST_SLICE = 1.0
+# Empty stretches make slices grow fourfold each: a start decades back is crossed in a dozen slices.
+_LONGEST_SLICE = 100 * 365 * 86_400.0
+
+
+def sort_key(event: Event) -> tuple[str, str]:
+    return (event.timestamp, event.event_id)
+
+
+class HistoryReader:
+    """Reads one project's history a slice at a time; remembers how long a slice should be."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        rest: Rest,
+        project_id: str,
+        event_filter: EventFilter,
+        stats: FollowerStats,
+    ) -> None:
+        self.settings = settings
+        self.rest = rest
+        self.project_id = project_id
+        self.filter = event_filter
+        self.stats = stats
+        self.span = settings.slice_seconds
+
+    def slice_end(self, start: str, until: str | None, now: str) -> str | None:
+        """Where a slice from `start` ends: a span later, or at `until` if that comes first; with no
+        `until`, the slice that would reach now reads up to now instead (None: no end_time)."""
+        end = shift(start, self.span)
+        if until is None:
+            return None if end >= now else end
+        return until if end >= until else end
+
+    def read(
+        self, device_ids: Sequence[str], start: str, end: str | None, now: str
+    ) -> Generator[Command, Answer, list[Event] | None]:
+        """Events of the devices stamped from `start` to before `end`, each once, in time order; with no
+        `end`, everything DT has from `start` on, including events stamped up to `gap_overlap` ahead of
+        its clock `now` (a cloud connector's clock may run ahead as well as behind). None when the slice
+        is too large to hold (the span is then shortened: try again)."""
+        limit = self.settings.slice_events if self.span > _SHORTEST_SLICE else None
+        found: dict[str, Event] = {}
+        base: list[tuple[str, str]] = [
+            ("start_time", shift(start, -_START_ALLOWANCE)),
+            ("end_time", end or shift(now, self.settings.gap_overlap)),
+            ("page_size", str(self.settings.history_page_size)),
+        ]
+        base += [("event_types", name) for name in sorted(self.filter.event_types or ())]
+        group = 2 * self.settings.history_concurrency
+        for first in range(0, len(device_ids), group):
+            tokens: dict[str, str] = dict.fromkeys(device_ids[first : first + group], "")
+            while tokens:
+                order = list(tokens)
+                requests = [self._request(device_id, base, tokens[device_id]) for device_id in order]
+                self.stats.history_requests += len(requests)
+                responses = yield from self.rest.requests(
+                    requests,
+                    [f"history of device {device_id}" for device_id in order],
+                    self.settings.history_concurrency,
+                )
+                next_tokens: dict[str, str] = {}
+                for device_id, response in zip(order, responses, strict=True):
+                    items, token = page(json_object(response, "event history"), "events")
+                    self._collect(items, start, end, found)
+                    if token:
+                        next_tokens[device_id] = token
+                if limit is not None and len(found) > limit:
+                    self._shorten(start, found)
+                    return None
+                tokens = next_tokens
+        if end is not None:
+            self._adapt(len(found))
+        return sorted(found.values(), key=sort_key)
+
+    def _request(self, device_id: str, base: list[tuple[str, str]], token: str) -> HttpRequest:
+        params = [*base, ("page_token", token)] if token else base
+        return self.rest.get(f"/projects/{self.project_id}/devices/{device_id}/events", params, "history")
+
+    def _collect(self, items: list[Any], start: str, end: str | None, found: dict[str, Event]) -> None:
+        for item in items:
+            try:
+                event = Event(item)
+            except ValueError:
+                self.stats.faults["malformed_history_event"] += 1
+                continue
+            # Within the slice only: the allowance before its start, and a server whose end_time is
+            # inclusive, would otherwise bring events of the neighbouring slices.
+            if event.timestamp >= start and (end is None or event.timestamp < end):
+                found.setdefault(event.event_id, event)
+
+    def _shorten(self, start: str, found: dict[str, Event]) -> None:
+        """A slice held too many events: the next one ends where what was found suggests. Before the
+        oldest event found, when there is a stretch there (history often starts long after a start
+        time); else as long as the density found allows for about half a slice of events."""
+        stamps = sorted(event.timestamp for event in found.values())
+        empty_before = (stamp_micros(stamps[0]) - stamp_micros(start)) / 1e6
+        if empty_before >= _SHORTEST_SLICE:
+            span = empty_before
+        else:
+            covered = (stamp_micros(stamps[-1]) - stamp_micros(stamps[0])) / 1e6
+            span = covered * (self.settings.slice_events / 2) / len(stamps)
+        self.span = max(_SHORTEST_SLICE, min(span, self.span / 4))
+
+    def _adapt(self, count: int) -> None:
+        target = self.settings.slice_events / 2
+        factor = min(4.0, target / max(count, 1))
+        self.span = min(_LONGEST_SLICE, max(_SHORTEST_SLICE, self.span * factor))
