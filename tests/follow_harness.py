@@ -71,8 +71,8 @@ class FollowThread:
             with DisruptiveClient(settings) as client:
                 stream = client.follow(project_id, event_filter, start)
                 self.stats = stream.stats
-                for batch in stream.batches():
-                    self._collect(batch)
+                for delivery in stream.deliveries():
+                    self._collect(delivery.events)
                     if self._stop.is_set():
                         break
                 stream.close()
@@ -84,8 +84,8 @@ class FollowThread:
             async with AsyncDisruptiveClient(settings) as client:
                 stream = client.follow(project_id, event_filter, start)
                 self.stats = stream.stats
-                async for batch in stream.batches():
-                    self._collect(batch)
+                async for delivery in stream.deliveries():
+                    self._collect(delivery.events)
                     if self._stop.is_set():
                         break
                 await stream.aclose()

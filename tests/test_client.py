@@ -30,27 +30,28 @@ from tests.follow_harness import FAST, FollowThread, now_stamp, settings_for
 from tests.wire import wait_until
 
 
-def first_of(stream_factory: Callable[[], Any], use_async: bool, timeout: float = 30) -> Any:
-    """Follow until the first batch with events, or until the follower raises; returns the events."""
+def first_of(
+    settings: ClientSettings, follow: Callable[[Any], Any], use_async: bool, timeout: float = 30
+) -> Any:
+    """With a client of these settings, follow until the first delivery with events, or until the
+    follower raises; returns the events. The client is closed at the end."""
     if not use_async:
-        stream = stream_factory()
-        try:
-            for batch in stream.batches():
-                if batch:
-                    return batch
-        finally:
-            stream.close()
+        with DisruptiveClient(settings) as client, follow(client) as stream:
+            for delivery in stream.deliveries():
+                if delivery.events:
+                    return delivery.events
 
-    async def follow() -> Any:
-        stream = stream_factory()
-        try:
-            async for batch in stream.batches():
-                if batch:
-                    return batch
-        finally:
-            await stream.aclose()
+    async def run() -> Any:
+        async with AsyncDisruptiveClient(settings) as client:
+            stream = follow(client)
+            try:
+                async for delivery in stream.deliveries():
+                    if delivery.events:
+                        return delivery.events
+            finally:
+                await stream.aclose()
 
-    return asyncio.run(asyncio.wait_for(follow(), timeout))
+    return asyncio.run(asyncio.wait_for(run(), timeout))
 
 
 def rest(emulator: EmulatorProcess, use_async: bool, call: str, *args: Any, **settings: Any) -> Any:
@@ -90,29 +91,29 @@ def test_history_of_many_devices_over_pages(start_emulator: StartEmulator, use_a
     emulator = start_emulator(
         "--rate", "0", "--history-span", "3000", "--history-interval", "60", "--devices", "30"
     )
-    device_ids = [d["name"].rsplit("/", 1)[-1] for d in emulator.devices()]
     events = rest(
         emulator,
         use_async,
         "history",
         emulator.project_id,
-        device_ids,
         "2000-01-01T00:00:00Z",
+        None,
         None,
         history_page_size=7,
         history_concurrency=4,
+        slice_events=200,
     )
     ledger, _ = emulator.ledger()
     assert sorted(e.event_id for e in events) == sorted(e["eventId"] for e in ledger)
-    assert [e.timestamp for e in events] == sorted(e.timestamp for e in events)
+    assert [(e.timestamp, e.event_id) for e in events] == sorted((e.timestamp, e.event_id) for e in events)
     touches = rest(
         emulator,
         use_async,
         "history",
         emulator.project_id,
-        device_ids,
         "2000-01-01T00:00:00Z",
-        frozenset({"touch"}),
+        None,
+        EventFilter.of(event_types=["touch"]),
     )
     assert touches and {e.event_type for e in touches} == {"touch"}
 
@@ -153,10 +154,8 @@ def test_wrong_credentials_fail_fast(
         token_url=emulator.token_url,
         **FAST,  # type: ignore[arg-type]
     )
-    client_class = AsyncDisruptiveClient if use_async else DisruptiveClient
-    client = client_class(settings)
     with pytest.raises(AuthenticationError) as caught:
-        first_of(lambda: client.follow(emulator.project_id), use_async)
+        first_of(settings, lambda client: client.follow(emulator.project_id), use_async)
     message = str(caught.value)
     assert "\n" not in message and wrong not in message
     assert emulator.key_id in message or "credentials" in message
@@ -166,10 +165,10 @@ def test_wrong_credentials_fail_fast(
 
 @MODES
 def test_unknown_project_fails_fast(quiet_emulator: EmulatorProcess, use_async: bool) -> None:
-    client_class = AsyncDisruptiveClient if use_async else DisruptiveClient
-    client = client_class(follow_settings(quiet_emulator))
     with pytest.raises(NotFound, match="project c0nosuchproject00000 not found") as caught:
-        first_of(lambda: client.follow("c0nosuchproject00000"), use_async)
+        first_of(
+            follow_settings(quiet_emulator), lambda client: client.follow("c0nosuchproject00000"), use_async
+        )
     assert "\n" not in str(caught.value)
     assert quiet_emulator.status()["connections_served"] == 0
 
@@ -180,10 +179,12 @@ def test_refusals_on_connect_are_fatal(
     quiet_emulator: EmulatorProcess, use_async: bool, status: int, error: type[FatalError]
 ) -> None:
     quiet_emulator.inject("http", status=status, count=5)
-    client_class = AsyncDisruptiveClient if use_async else DisruptiveClient
-    client = client_class(follow_settings(quiet_emulator))
     with pytest.raises(error):
-        first_of(lambda: client.follow(quiet_emulator.project_id), use_async)
+        first_of(
+            follow_settings(quiet_emulator),
+            lambda client: client.follow(quiet_emulator.project_id),
+            use_async,
+        )
     # Refused once, not retried: four of the five answers are still queued, so the next connect is refused.
     answer = quiet_emulator.http.get(
         f"{quiet_emulator.api_url}/projects/{quiet_emulator.project_id}/devices:stream",

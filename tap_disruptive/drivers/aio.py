@@ -1,24 +1,29 @@
-"""The asynchronous driver (aiohttp), for Airflow's triggerer: it never blocks the event loop."""
+"""The driver: the only code that touches sockets. It carries out the protocol's commands with aiohttp,
+never blocking the event loop (Airflow's triggerer runs it as it is; the synchronous client in `sync`
+runs this same code on an event loop of its own)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar
 
 import aiohttp
 
 from tap_disruptive.drivers.failures import connection_failed
 from tap_disruptive.protocol.auth import TokenCache
+from tap_disruptive.protocol.clock import ServerClock
 from tap_disruptive.protocol.commands import (
+    TIMED_OUT,
     Answer,
     CloseStream,
     Command,
-    Deliver,
+    Delivery,
     OpenStream,
     ReadStream,
     Send,
     Sleep,
+    TimedOut,
 )
 from tap_disruptive.protocol.errors import ConnectionFailed
 from tap_disruptive.protocol.events import Event
@@ -36,7 +41,7 @@ _MAX_ERROR_BODY = 64 * 1024
 
 def _failed(error: BaseException, what: str, url: str) -> ConnectionFailed:
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
-        kind = "stall" if what.startswith("stream") else "timeout"
+        kind = "timeout"
     elif isinstance(error, aiohttp.ClientPayloadError):
         kind = "cut"
     else:
@@ -44,31 +49,25 @@ def _failed(error: BaseException, what: str, url: str) -> ConnectionFailed:
     return connection_failed(error, what, url, kind)
 
 
-class AsyncDriver:
-    """Runs protocol steps with aiohttp."""
+def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    return {name.lower(): value for name, value in response.headers.items()}
 
-    def __init__(self, settings: ClientSettings, session: aiohttp.ClientSession | None = None) -> None:
+
+class Driver:
+    """Runs protocol steps with aiohttp; holds at most one open stream."""
+
+    def __init__(self, settings: ClientSettings, pool: Callable[[], aiohttp.ClientSession]) -> None:
         self.settings = settings
-        self._session = session
-        self._own_session = session is None
+        # The client's connection pool, asked for only inside the running event loop.
+        self._pool = pool
         self._stream: aiohttp.ClientResponse | None = None
-        self._read_timeout = settings.read_timeout
-
-    def __repr__(self) -> str:
-        return f"AsyncDriver(api_url={self.settings.api_url!r})"
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=max(4, self.settings.history_concurrency))
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+        return self._pool()
 
-    async def close(self) -> None:
-        self._close_stream()
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+    def __repr__(self) -> str:
+        return f"Driver(api_url={self.settings.api_url!r})"
 
     async def call(self, steps: Generator[Command, Answer, T]) -> T:
         """Run steps that deliver no events to the end, and return their result."""
@@ -80,14 +79,18 @@ class AsyncDriver:
                 except StopIteration as stop:
                     result: T = stop.value
                     return result
-                if isinstance(command, Deliver):
-                    raise TypeError("steps run with call() must not deliver events; use drive()")
-                answer = await self._do(command)
+                if isinstance(command, Delivery):
+                    if command.events:
+                        raise TypeError("steps run with call() must not deliver events; use drive()")
+                    answer = None
+                else:
+                    answer = await self._do(command)
         finally:
             steps.close()
+            self.close_stream()
 
-    async def drive(self, steps: Generator[Command, Answer, Any]) -> AsyncIterator[list[Event]]:
-        """Run steps, yielding each batch of events they deliver."""
+    async def drive(self, steps: Generator[Command, Answer, Any]) -> AsyncIterator[Delivery]:
+        """Run steps, yielding each delivery they make."""
         answer: Answer = None
         try:
             while True:
@@ -95,32 +98,33 @@ class AsyncDriver:
                     command = steps.send(answer)
                 except StopIteration:
                     return
-                if isinstance(command, Deliver):
-                    yield command.events
+                if isinstance(command, Delivery):
+                    yield command
                     answer = None
                 else:
                     answer = await self._do(command)
         finally:
             steps.close()
-            self._close_stream()
+            self.close_stream()
 
     async def _do(self, command: Command) -> Answer:
         if isinstance(command, ReadStream):
-            return await self._read()
+            return await self._read(command.timeout)
         if isinstance(command, Send):
-            return await self.send_all(command)
+            return await self._send_all(command)
         if isinstance(command, OpenStream):
-            return await self._open(command)
+            return await self._open(command.request)
         if isinstance(command, Sleep):
             await asyncio.sleep(command.seconds)
             return None
         if isinstance(command, CloseStream):
-            self._close_stream()
+            self.close_stream()
             return None
         raise TypeError(f"unknown command {command!r}")
 
-    async def send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
-        """Send a batch, at most `concurrency` requests at a time (the sync driver uses this too)."""
+    async def _send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
+        if len(command.requests) == 1:
+            return [await self._send(command.requests[0])]
         bound = asyncio.Semaphore(max(1, command.concurrency))
 
         async def send(request: HttpRequest) -> HttpResponse | ConnectionFailed:
@@ -141,86 +145,102 @@ class AsyncDriver:
                 timeout=timeout,
             ) as response:
                 body = await response.read()
-                headers = {name.lower(): value for name, value in response.headers.items()}
-                return HttpResponse(response.status, headers, body)
+                return HttpResponse(response.status, _headers(response), body)
         except (aiohttp.ClientError, TimeoutError) as error:
             return _failed(error, request.purpose, request.url)
 
-    async def _open(self, command: OpenStream) -> HttpResponse | ConnectionFailed:
-        self._close_stream()
-        request = command.request
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=_CONNECT_TIMEOUT, sock_read=command.read_timeout
-        )
+    async def _open(self, request: HttpRequest) -> HttpResponse | ConnectionFailed:
+        self.close_stream()
+        # No read timeout here: the protocol reads with deadlines of its own and judges silence itself.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT, sock_read=None)
         try:
-            response = await self.session.get(
-                request.url, params=list(request.params), headers=request.headers, timeout=timeout
+            response = await asyncio.wait_for(
+                self.session.get(
+                    request.url, params=list(request.params), headers=request.headers, timeout=timeout
+                ),
+                request.timeout,
             )
         except (aiohttp.ClientError, TimeoutError) as error:
             return _failed(error, "stream", request.url)
-        headers = {name.lower(): value for name, value in response.headers.items()}
+        headers = _headers(response)
         if response.status != 200:
             try:
-                body = await response.content.read(_MAX_ERROR_BODY)
+                body = await asyncio.wait_for(response.content.read(_MAX_ERROR_BODY), request.timeout)
             except (aiohttp.ClientError, TimeoutError):
                 body = b""
             response.release()
             return HttpResponse(response.status, headers, body)
         self._stream = response
-        self._read_timeout = command.read_timeout
         return HttpResponse(200, headers, b"")
 
-    async def _read(self) -> bytes | ConnectionFailed:
-        if self._stream is None:
+    async def _read(self, wait: float) -> bytes | ConnectionFailed | TimedOut:
+        stream = self._stream
+        if stream is None:
             return ConnectionFailed("no stream is open", kind="cut")
         try:
-            return await asyncio.wait_for(self._stream.content.readany(), self._read_timeout)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return _failed(error, "stream read", str(self._stream.url) if self._stream is not None else "")
+            # Cancelling a read on its deadline keeps whatever is buffered for the next read.
+            async with asyncio.timeout(wait):
+                return await stream.content.readany()
+        except TimeoutError:
+            return TIMED_OUT
+        except aiohttp.ClientError as error:
+            return _failed(error, "stream read", str(stream.url))
 
-    def _close_stream(self) -> None:
+    def close_stream(self) -> None:
         if self._stream is not None:
             self._stream.close()
         self._stream = None
 
 
 class AsyncEventStream:
-    """A followed stream: `async for` events; `stats` counts what happened; `aclose()` ends it."""
+    """A followed stream: `async for` events, or `deliveries()` with their bookmarks; `stats` counts
+    what happened; `aclose()` ends it."""
 
-    def __init__(self, driver: AsyncDriver, follower: Follower) -> None:
+    def __init__(self, driver: Driver, follower: Follower) -> None:
         self.follower = follower
         self.stats: FollowerStats = follower.stats
-        self._driver = driver
-        self._batches = driver.drive(follower.run())
+        self._deliveries = driver.drive(follower.run())
 
     async def __aiter__(self) -> AsyncIterator[Event]:
-        async for batch in self._batches:
-            for event in batch:
+        async for delivery in self._deliveries:
+            for event in delivery.events:
                 yield event
 
-    def batches(self) -> AsyncIterator[list[Event]]:
-        return self._batches
+    def deliveries(self) -> AsyncIterator[Delivery]:
+        """Events as they come, a delivery at a time, each with its `complete_until`. Deliveries may be
+        empty: one comes at least every `heartbeat` seconds, so a consumer can stop a quiet stream."""
+        return self._deliveries
 
     async def aclose(self) -> None:
-        await self._batches.aclose()  # type: ignore[attr-defined]
-        await self._driver.close()
+        await self._deliveries.aclose()  # type: ignore[attr-defined]
 
 
 class AsyncDisruptiveClient:
-    """DT's REST API and event stream, on asyncio."""
+    """DT's REST API and event stream, on asyncio. One connection pool and one token for everything
+    the client does."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, session: aiohttp.ClientSession | None = None) -> None:
         self.settings = settings
-        self.driver = AsyncDriver(settings)
+        self._session = session
+        self._own_session = session is None
         self.tokens = TokenCache(settings)
         self.stats = FollowerStats()
-        self.rest = Rest(settings, self.tokens, self.stats)
+        self.rest = Rest(settings, self.tokens, self.stats, ServerClock())
 
     def __repr__(self) -> str:
         return f"AsyncDisruptiveClient(api_url={self.settings.api_url!r})"
 
+    def _pool(self) -> aiohttp.ClientSession:
+        """The connection pool, made on first use (inside the running event loop, as aiohttp wants)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=max(8, 2 * self.settings.history_concurrency))
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
     async def close(self) -> None:
-        await self.driver.close()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> AsyncDisruptiveClient:
         return self
@@ -229,25 +249,110 @@ class AsyncDisruptiveClient:
         await self.close()
 
     async def project(self, project_id: str) -> dict[str, Any]:
-        return await self.driver.call(self.rest.project(project_id))
+        return await Driver(self.settings, self._pool).call(self.rest.project(project_id))
+
+    async def projects(self) -> list[dict[str, Any]]:
+        return await Driver(self.settings, self._pool).call(self.rest.projects())
 
     async def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[dict[str, Any]]:
-        return await self.driver.call(self.rest.devices(project_id, event_filter or EventFilter()))
+        steps = self.rest.devices(project_id, event_filter or EventFilter())
+        return await Driver(self.settings, self._pool).call(steps)
 
     async def history(
         self,
         project_id: str,
-        device_ids: list[str],
         start_time: str,
-        event_types: frozenset[str] | None = None,
         end_time: str | None = None,
+        event_filter: EventFilter | None = None,
     ) -> list[Event]:
-        return await self.driver.call(
-            self.rest.histories(project_id, device_ids, start_time, event_types, end_time)
-        )
+        """Every matching event from `start_time` to before `end_time` (else up to now), oldest first."""
+        events: list[Event] = []
+        stream = self.follow(project_id, event_filter, start_time, live=False, end_time=end_time)
+        try:
+            async for delivery in stream.deliveries():
+                events += delivery.events
+        finally:
+            await stream.aclose()
+        return events
 
     def follow(
-        self, project_id: str, event_filter: EventFilter | None = None, start_time: str | None = None
+        self,
+        project_id: str,
+        event_filter: EventFilter | None = None,
+        start_time: str | None = None,
+        *,
+        live: bool = True,
+        end_time: str | None = None,
+        in_order: bool = False,
     ) -> AsyncEventStream:
-        follower = Follower(self.settings, project_id, event_filter, start_time, tokens=self.tokens)
-        return AsyncEventStream(AsyncDriver(self.settings), follower)
+        """Follow the project's events through the filter: history from `start_time` first, in time order,
+        then (with `live`) the stream; a history-only run (`live=False`) ends at `end_time`, else now.
+        With `in_order`, events from the stream wait after it opens for history that could come before
+        them (up to `indexing_delay` seconds), so that every event comes in time order."""
+        follower = Follower(
+            self.settings,
+            project_id,
+            event_filter,
+            start_time,
+            live=live,
+            end_time=end_time,
+            in_order=in_order,
+            tokens=self.tokens,
+        )
+        return AsyncEventStream(Driver(self.settings, self._pool), follower)
+
+    async def follow_many(
+        self,
+        starts: dict[str, str | None],
+        event_filter: EventFilter | None = None,
+        *,
+        live: bool = True,
+        end_time: str | None = None,
+    ) -> AsyncIterator[tuple[str, Delivery]]:
+        """Follow several projects at once (`starts`: project id to start time), merged as they come."""
+        streams = {
+            project_id: self.follow(project_id, event_filter, start, live=live, end_time=end_time)
+            for project_id, start in starts.items()
+        }
+        async for item in merge(streams):
+            yield item
+
+
+async def merge(streams: dict[str, AsyncEventStream]) -> AsyncIterator[tuple[str, Delivery]]:
+    """The deliveries of several streams as they come, each with its stream's key; ends when all have
+    ended, and raises the first error any of them raised."""
+    if len(streams) == 1:
+        ((key, stream),) = streams.items()
+        try:
+            async for delivery in stream.deliveries():
+                yield key, delivery
+        finally:
+            await stream.aclose()
+        return
+    queue: asyncio.Queue[tuple[str, Delivery] | BaseException | None] = asyncio.Queue(maxsize=16)
+
+    async def pump(key: str, stream: AsyncEventStream) -> None:
+        try:
+            async for delivery in stream.deliveries():
+                await queue.put((key, delivery))
+            await queue.put(None)
+        except Exception as error:  # handed to the consumer, who stops every stream
+            await queue.put(error)
+        finally:
+            await stream.aclose()
+
+    tasks = [asyncio.create_task(pump(key, stream)) for key, stream in streams.items()]
+    running = len(tasks)
+    try:
+        while running:
+            item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

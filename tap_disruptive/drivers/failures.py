@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from tap_disruptive.protocol.errors import ConnectionFailed
@@ -13,6 +14,8 @@ def root_cause(error: BaseException) -> str:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, OSError) and current.errno and current.errno > 0:
+            return os.strerror(current.errno).lower()  # the standard words, whatever the library says
         if isinstance(current, OSError) and current.strerror:
             return current.strerror.lower()
         if isinstance(current, TimeoutError):
