@@ -12,8 +12,8 @@ from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_disruptive.drivers.sync import DisruptiveClient
-from tap_disruptive.event_source import Batch, history_batches, live_batches
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
+from tap_disruptive.protocol.bookmarks import bookmark_after
 from tap_disruptive.records import DeviceRegistry, device_record
 from tap_disruptive.singer_output import RecordWriter
 from tap_disruptive.tap_config import TapConfig
@@ -49,6 +49,8 @@ class DevicesStream(DisruptiveStream):
         with DisruptiveClient(config.client) as client:
             for project_id in config.project_ids:
                 for device in client.devices(project_id, config.event_filter):
+                    if self._tap.stop_requested.is_set():  # type: ignore[attr-defined]
+                        return
                     yield device_record(device)
 
 
@@ -81,6 +83,11 @@ class EventsStream(DisruptiveStream):
         config = self.tap_config
         project_ids = [context["project_id"]] if context else list(config.project_ids)
         starts = {project_id: self._resume_point({"project_id": project_id}) for project_id in project_ids}
+        if not config.live:
+            # A history-only run with neither bookmark nor start_date reads the last day.
+            day_ago = format_timestamp(time.time() - 86_400)
+            starts = {project_id: start or day_ago for project_id, start in starts.items()}
+        bookmarks: dict[str, str | None] = {project_id: None for project_id in project_ids}
         fast = write_messages and self._writes_records_as_they_are()
         writer = RecordWriter(self.name)
         registry = DeviceRegistry()
@@ -93,15 +100,12 @@ class EventsStream(DisruptiveStream):
             for project_id in project_ids:
                 registry.load(preflight.devices(project_id, config.event_filter))
         with DisruptiveClient(config.client) as client:
-            if config.live:
-                batches = live_batches(client, project_ids, config.event_filter, starts)
-            else:
-                history_starts = {p: starts[p] or format_timestamp(time.time() - 86_400) for p in project_ids}
-                batches = history_batches(client, project_ids, config.event_filter, history_starts, lag=12.0)
+            deliveries = client.follow_many(starts, config.event_filter, live=config.live)
             try:
-                for batch in batches:
+                for project_id, delivery in deliveries:
                     now = time.monotonic()
-                    events = batch.events
+                    events = delivery.events
+                    taken = len(events)
                     if events:
                         last_event = now
                         if bounds.max_events is not None:
@@ -109,25 +113,33 @@ class EventsStream(DisruptiveStream):
                         if now - last_refresh > DEVICE_REFRESH_INTERVAL and not all(
                             registry.knows(event.device_id) for event in events
                         ):
-                            registry.load(client.devices(batch.project_id, config.event_filter))
+                            registry.load(client.devices(project_id, config.event_filter))
                             last_refresh = now
                         records = [registry.record(event) for event in events]
-                        yield from self._emit(records, emitted, writer if fast else None, write_messages)
-                        emitted += len(records)
-                    self._checkpoint(batch)
+                        taken = yield from self._emit(
+                            records, emitted, writer if fast else None, write_messages
+                        )
+                        emitted += taken
+                    bookmarks[project_id] = bookmark_after(
+                        bookmarks[project_id], delivery.events, delivery.complete_until, taken
+                    )
+                    self._checkpoint(project_id, bookmarks[project_id])
                     if write_messages and now - last_state >= STATE_INTERVAL:
                         self._write_state_message()
                         last_state = now
                     if _bound_reached(config, emitted, now - started, now - last_event):
                         break
+                    if self._tap.stop_requested.is_set():  # type: ignore[attr-defined]
+                        self.logger.info("Stopping on a signal, at a checkpoint")
+                        break
             finally:
-                if hasattr(batches, "close"):
-                    batches.close()
+                deliveries.close()
         self.logger.info("Wrote %d events in %.1f s", emitted, time.monotonic() - started)
 
     def _emit(
         self, records: list[dict[str, Any]], emitted: int, writer: RecordWriter | None, write_messages: bool
-    ) -> Iterable[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], Any, int]:
+        """Write the records (all, or up to the SDK's test limit); returns how many were written."""
         limit = self.ABORT_AT_RECORD_COUNT
         if limit is not None and emitted + len(records) > limit:
             records = records[: max(0, limit - emitted)]
@@ -141,15 +153,16 @@ class EventsStream(DisruptiveStream):
         yield from records
         if limit is not None:
             self._check_max_record_limit(current_record_index=emitted + len(records))
+        return len(records)
 
-    def _checkpoint(self, batch: Batch) -> None:
+    def _checkpoint(self, project_id: str, bookmark: str | None) -> None:
         """Advance the project's bookmark to the time up to which every event has been written."""
-        if not batch.project_id or batch.complete_until is None:
+        if bookmark is None:
             return
-        state = self.get_context_state({"project_id": batch.project_id})
-        if batch.complete_until > (state.get("replication_key_value") or ""):
+        state = self.get_context_state({"project_id": project_id})
+        if bookmark > (state.get("replication_key_value") or ""):
             state["replication_key"] = self.replication_key
-            state["replication_key_value"] = batch.complete_until
+            state["replication_key_value"] = bookmark
             self.state_manager.is_flushed = False
 
     def _resume_point(self, context: dict[str, Any]) -> str | None:

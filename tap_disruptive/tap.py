@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
 from functools import cached_property
+from types import FrameType
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
@@ -15,6 +17,7 @@ from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
 from tap_disruptive.protocol.errors import DisruptiveError
 from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL
+from tap_disruptive.singer_output import whole_line_stdout
 from tap_disruptive.streams import DevicesStream, EventsStream
 from tap_disruptive.tap_config import TapConfig
 
@@ -102,8 +105,17 @@ class TapDisruptive(Tap):
         return TapConfig.from_config(self.config)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Set by SIGTERM or SIGINT: the run ends at its next checkpoint, with a final STATE.
+        self.stop_requested = threading.Event()
         super().__init__(*args, **kwargs)
         _ = self.tap_config  # every setting checked before anything is read or written
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """A first signal asks the run to end at its next checkpoint (within a second), so that no
+        message is cut in half by a STATE written from the signal handler; a second one ends it now."""
+        if self.stop_requested.is_set():
+            super()._handle_termination(signum, frame)
+        self.stop_requested.set()
 
     def discover_streams(self) -> list[Stream]:
         return [DevicesStream(self), EventsStream(self)]
@@ -111,6 +123,7 @@ class TapDisruptive(Tap):
 
 def main() -> None:
     """The console script: the SDK's CLI, with configuration and DT errors as one line, not a traceback."""
+    whole_line_stdout()
     try:
         TapDisruptive.cli()
     except ConfigValidationError as error:

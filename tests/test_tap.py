@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.model.times import format_timestamp
 from tests.conftest import QUIET, StartEmulator
 from tests.tap_helpers import TAP, bookmark, last_state, records, run_tap, tap_config, write_json
 from tests.wire import wait_until
@@ -104,7 +105,8 @@ def test_sigterm_writes_state_and_a_resumed_run_loses_nothing(
     start_emulator: StartEmulator, tmp_path: Path
 ) -> None:
     emulator = start_emulator("--rate", "100", "--history-span", "0", "--indexing-delay", "1")
-    config = tap_config(emulator)  # live, no bound: runs until stopped
+    # Live, no bound: runs until stopped. From a minute back, so that its bookmark moves within the run.
+    config = tap_config(emulator, start_date=format_timestamp(time.time() - 60))
     process = subprocess.Popen(
         [str(TAP), "--config", str(write_json(tmp_path / "config.json", config))],
         stdout=subprocess.PIPE,
@@ -112,7 +114,7 @@ def test_sigterm_writes_state_and_a_resumed_run_loses_nothing(
         text=True,
     )
     assert wait_until(lambda: emulator.status()["open_streams"] == 1, timeout=30)
-    time.sleep(6)  # past the state interval
+    time.sleep(18)  # past the re-read of what came before the stream, and the state interval
     process.send_signal(signal.SIGTERM)
     stdout, _ = process.communicate(timeout=30)
     assert process.returncode == 0
