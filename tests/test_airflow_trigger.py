@@ -13,7 +13,7 @@ import pytest
 from airflow_provider.conditions import field
 from airflow_provider.hooks.disruptive import DisruptiveHook
 from airflow_provider.sensors.disruptive import DisruptiveEventSensor
-from airflow_provider.triggers.disruptive import LAST_FIRED_KEY, DisruptiveEventTrigger
+from airflow_provider.triggers.disruptive import POSITION_KEY, DisruptiveEventTrigger
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
 from tests.test_airflow_dags import connection
@@ -42,6 +42,16 @@ async def first_event(trigger: DisruptiveEventTrigger, seconds: float) -> Any:
     return await asyncio.wait_for(trigger.run().__anext__(), seconds)
 
 
+async def one_life(trigger: DisruptiveEventTrigger, seconds: float) -> Any:
+    """Run a watcher's trigger as the triggerer does, to its end; the one event it fires."""
+
+    async def drain() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    (fired,) = await asyncio.wait_for(drain(), seconds)
+    return fired
+
+
 async def wait_for_stream(emulator: EmulatorProcess, streams: int = 1) -> None:
     for _ in range(400):
         if emulator.status()["open_streams"] >= streams:
@@ -50,9 +60,14 @@ async def wait_for_stream(emulator: EmulatorProcess, streams: int = 1) -> None:
     raise AssertionError("the trigger never opened the stream")
 
 
-def test_an_asset_watcher_fires_on_new_events_only_and_resumes(dt_connection: EmulatorProcess) -> None:
+def test_an_asset_watcher_fires_every_touch_once_in_time_order_across_re_creations(
+    dt_connection: EmulatorProcess,
+) -> None:
+    """Airflow re-creates a watcher's trigger after each firing: touches that come while no watcher
+    runs, and quick bursts, each fire once, in the order they happened."""
     emulator = dt_connection
     button = emulator.create_device("touch", {"button": "coffee"})
+    other = emulator.create_device("touch", {"button": "tea"})
     store = MemoryStateStore()
 
     def watcher() -> DisruptiveEventTrigger:
@@ -60,26 +75,34 @@ def test_an_asset_watcher_fires_on_new_events_only_and_resumes(dt_connection: Em
         trigger.asset_state_store = store  # type: ignore[assignment]
         return trigger
 
-    async def scenario() -> tuple[Any, Any, Any]:
-        first = asyncio.ensure_future(first_event(watcher(), 60))
-        await wait_for_stream(emulator)
-        emulator.publish(button, "touch")
-        fired_first = await first
-        # Re-run, as Airflow re-runs a watcher's trigger: the touch it fired on does not fire again.
-        again = asyncio.ensure_future(first_event(watcher(), 60))
-        await wait_for_stream(emulator)
-        await asyncio.sleep(3)  # history since the last fired event has been read by now
-        assert not again.done(), "fired again on an event it had fired on"
-        emulator.publish(button, "touch")
-        fired_second = await again
-        return fired_first, fired_second, store.values[LAST_FIRED_KEY]
+    async def burst(count: int, gap: float) -> None:
+        for _ in range(count):
+            emulator.publish(button, "touch")
+            emulator.publish(other, "touch")
+            await asyncio.sleep(gap)
 
-    fired_first, fired_second, last = asyncio.run(scenario())
+    async def scenario() -> list[str]:
+        fired: list[str] = []
+        first = asyncio.ensure_future(one_life(watcher(), 60))
+        await wait_for_stream(emulator)
+        emulator.publish(button, "touch")
+        fired.append((await first).payload["event"]["eventId"])
+        await burst(3, 0.05)  # while no watcher runs
+        bursting = asyncio.ensure_future(burst(4, 0.3))  # while watchers are re-created
+        while len(fired) < 8:
+            fired.append((await one_life(watcher(), 60)).payload["event"]["eventId"])
+        await bursting
+        # Nothing fires twice: a re-created watcher waits for a new touch.
+        idle = asyncio.ensure_future(one_life(watcher(), 60))
+        await asyncio.sleep(4)
+        assert not idle.done(), "fired again on a touch it had fired on"
+        idle.cancel()
+        return fired
+
+    fired = asyncio.run(scenario())
     touches, _ = emulator.ledger(device_ids=button)
-    assert [fired_first.payload["event"]["eventId"], fired_second.payload["event"]["eventId"]] == [
-        touch["eventId"] for touch in touches
-    ]
-    assert last["event_id"] == touches[-1]["eventId"]
+    assert fired == [touch["eventId"] for touch in touches]
+    assert store.values[POSITION_KEY]["until"] is not None
 
 
 def test_the_trigger_collects_a_window_and_reports_fatal_errors(dt_connection: EmulatorProcess) -> None:

@@ -106,13 +106,11 @@ class DisruptiveEventSensor(BaseSensorOperator):
         event_filter = self._filter()
         try:
             with hook.get_conn() as client:
-                devices = client.devices(project_id, event_filter)
-                device_ids = [device["name"].rsplit("/", 1)[-1] for device in devices]
-                events = client.history(project_id, device_ids, started, event_filter.event_types)
+                events = client.history(project_id, started, None, event_filter)
         except DisruptiveError as error:
             raise AirflowException(str(error)) from error
-        for found in events:  # oldest first
+        for found in events:  # oldest first: the first match by time
             document = event_document(found)
-            if event_filter.matches(found) and evaluate(self.condition, document):
+            if evaluate(self.condition, document):
                 return PokeReturnValue(is_done=True, xcom_value=document)
         return PokeReturnValue(is_done=False)

@@ -13,12 +13,14 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
 from tap_disruptive.drivers.aio import AsyncDisruptiveClient
+from tap_disruptive.protocol.bookmarks import Position
 from tap_disruptive.protocol.errors import DisruptiveError
 from tap_disruptive.protocol.events import Event
 from tap_disruptive.protocol.filters import EventFilter
 
-# Where an asset watcher keeps the last event it fired on, to resume after it.
-LAST_FIRED_KEY = "disruptive_last_fired"
+# Where an asset watcher keeps its position: every event up to a time dealt with, and those after it
+# that it fired on, so that a re-created watcher fires on everything else exactly once, in time order.
+POSITION_KEY = "disruptive_position"
 
 
 def event_document(event: Event) -> dict[str, Any]:
@@ -92,49 +94,75 @@ class DisruptiveEventTrigger(BaseEventTrigger):
                 raise DisruptiveError(
                     f"no project_id given, and connection {self.disruptive_conn_id} has none in its extra"
                 )
-            start_time, last_fired_id = await self._resume_point()
-            matches = await self._collect(client, project_id, start_time, last_fired_id)
+            position = await self._stored_position()
+            try:
+                matches, fired_position = await self._collect(client, project_id, position)
+            finally:
+                await client.close()
         except DisruptiveError as error:
             yield TriggerEvent({"status": "error", "message": str(error)})  # type: ignore[no-untyped-call]
             return
-        if matches and self.asset_state_store is not None:
-            last = matches[-1]
-            await self.asset_state_store.aset(
-                LAST_FIRED_KEY, {"timestamp": last["timestamp"], "event_id": last["eventId"]}
-            )
         if self.collects:
             yield TriggerEvent({"status": "success", "events": matches})  # type: ignore[no-untyped-call]
         else:
             yield TriggerEvent({"status": "success", "event": matches[0]})  # type: ignore[no-untyped-call]
+        if fired_position is not None:
+            # Stored once the event is handed to Airflow, not before: a triggerer that dies in between
+            # fires that event again rather than never.
+            await self._store(fired_position)
 
-    async def _resume_point(self) -> tuple[str | None, str | None]:
-        """An asset watcher resumes after the last event it fired on; anything else starts as asked."""
+    async def _stored_position(self) -> Position | None:
+        """An asset watcher resumes where it stands in the asset state store; anything else starts anew."""
         if self.asset_state_store is None:
-            return self.start_time, None
-        last = await self.asset_state_store.aget(LAST_FIRED_KEY)
-        if isinstance(last, dict) and last.get("timestamp"):
-            return str(last["timestamp"]), str(last.get("event_id") or "")
-        return self.start_time, None
+            return None
+        stored = await self.asset_state_store.aget(POSITION_KEY)
+        if stored is None:
+            return Position()
+        try:
+            return Position.from_json(stored)
+        except ValueError as error:
+            raise DisruptiveError(f"the watcher's stored position is unreadable: {error}") from None
 
     async def _collect(
-        self, client: AsyncDisruptiveClient, project_id: str, start_time: str | None, skip_id: str | None
-    ) -> list[dict[str, Any]]:
+        self, client: AsyncDisruptiveClient, project_id: str, position: Position | None
+    ) -> tuple[list[dict[str, Any]], Position | None]:
+        """Matches in time order, skipping what a watcher's position has seen; the position is stored as
+        it moves, and returned as it stands once the matches are fired on."""
         deadline = None if self.window_seconds is None else time.monotonic() + self.window_seconds
         matches: list[dict[str, Any]] = []
-        stream = client.follow(project_id, self.event_filter, start_time)
+        start = self.start_time if position is None or position.until is None else position.until
+        saved_at = time.monotonic()
+        # Firing on the first match, or once per match, goes in time order; a window takes what comes.
+        stream = client.follow(project_id, self.event_filter, start, in_order=not self.collects)
         try:
-            async for batch in stream.batches():
-                for event in batch:
-                    if event.event_id == skip_id:
+            async for delivery in stream.deliveries():
+                events, taken, acted = delivery.events, len(delivery.events), []
+                for index, event in enumerate(events):
+                    if position is not None and position.seen(event):
                         continue
                     document = event_document(event)
                     if evaluate(self.condition, document):
                         matches.append(document)
+                        acted.append(event)
                         if len(matches) >= self.max_events:
-                            return matches
-                if deadline is not None and time.monotonic() >= deadline:
-                    return matches
+                            taken = index + 1
+                            break
+                if position is not None:
+                    moved = position.advanced(events, delivery.complete_until, taken, acted)
+                    # Stored when first known, then now and then, so that a re-created watcher reads
+                    # little; never with a match in it before the match is fired.
+                    first = position.until is None and moved.until is not None
+                    if not matches and (first or time.monotonic() - saved_at > 30) and moved != position:
+                        await self._store(moved)
+                        saved_at = time.monotonic()
+                    position = moved
+                full = len(matches) >= self.max_events
+                if full or (deadline is not None and time.monotonic() >= deadline):
+                    return matches, position
         finally:
             await stream.aclose()
-            await client.close()
-        return matches
+        return matches, position
+
+    async def _store(self, position: Position) -> None:
+        assert self.asset_state_store is not None
+        await self.asset_state_store.aset(POSITION_KEY, position.to_json())
