@@ -36,7 +36,7 @@ from tap_disruptive.model.ids import EMULATED_DEVICE_PREFIX, IdFactory, split_ta
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
 
 DEVICE_PAGE_SIZE = 100
-EVENT_PAGE_SIZE, EVENT_PAGE_MAX = 100, 1000
+EVENT_PAGE_SIZE = 100
 DEFAULT_HISTORY_WINDOW = 24 * 3600.0
 _BAD_GATEWAY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head>"
@@ -329,7 +329,9 @@ class Emulator:
         start = time_param(query, "start_time", now - DEFAULT_HISTORY_WINDOW)
         end = time_param(query, "end_time", now)
         event_types = DeviceFilter.from_query(query).event_types
-        size = page_size(query, EVENT_PAGE_SIZE, EVENT_PAGE_MAX)
+        size = page_size(
+            query, min(EVENT_PAGE_SIZE, self.config.history_page_max), self.config.history_page_max
+        )
         token = PageToken.decode(query) or PageToken(0, now - self.config.indexing_delay)
         found = list(
             islice(

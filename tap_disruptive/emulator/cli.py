@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stream ping interval when the client asks for none (default %(default)s)",
     )
     add(
+        "--history-page-max",
+        type=int,
+        default=defaults.history_page_max,
+        help="largest history page served, whatever the client asks (default %(default)s)",
+    )
+    add(
         "--chaos",
         type=float,
         default=0.0,
@@ -130,6 +136,8 @@ def parse_config(argv: Sequence[str] | None = None) -> EmulatorConfig:
         parser.error("--backfill-ratio must be between 0 and 1")
     if args.default_ping_interval <= 0:
         parser.error("--ping-interval must be positive")
+    if args.history_page_max < 1:
+        parser.error("--history-page-max must be at least 1")
     values = vars(args)
     values["chaos_kinds"] = kinds
     values["project_ids"] = args.project_ids or EmulatorConfig().project_ids

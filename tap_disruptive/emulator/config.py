@@ -33,6 +33,8 @@ class EmulatorConfig:
     # DT documents 1 to 10 s before a streamed event shows in history.
     indexing_delay: float = 2.0
     default_ping_interval: float = 10.0
+    # The largest history page served, whatever a client asks for (DT does not document its limit).
+    history_page_max: int = 1000
     # Mean seconds between random stream faults; 0 disables chaos.
     chaos_interval: float = 0.0
     chaos_kinds: tuple[str, ...] = ("cut", "end", "blank", "garbage", "error", "error_v1")
