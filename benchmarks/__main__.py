@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import emulator_feed, follower_throughput, gap_fill, tap_throughput, trigger_latency
+from benchmarks import catch_up, emulator_feed, follower_throughput, tap_throughput, trigger_latency
 
 BENCHMARKS = {
+    "catch_up": catch_up.main,
     "emulator_feed": emulator_feed.main,
     "follower_throughput": follower_throughput.main,
-    "gap_fill": gap_fill.main,
     "tap_throughput": tap_throughput.main,
     "trigger_latency": trigger_latency.main,
 }

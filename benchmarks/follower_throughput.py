@@ -50,8 +50,8 @@ def main() -> None:
             stream = client.follow(emulator.project_id)
 
             def ours() -> Iterator[int]:
-                for batch in stream.batches():
-                    yield len(batch)
+                for delivery in stream.deliveries():
+                    yield len(delivery.events)
 
             base_wall, base_cpu, base_n = measure(official())
             our_wall, our_cpu, our_n = measure(ours())
