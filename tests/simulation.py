@@ -527,15 +527,16 @@ class World:
         )
 
     def owed(self) -> list[SimEvent]:
-        """Events the promise covers: matching, from the origin on, reaching DT within the overlap of
-        their own time (neither backfilled later nor stamped further ahead)."""
+        """Events the promise covers: matching, from the origin on, reaching DT no later than the overlap
+        after their own time (not backfilled later) and no earlier than the indexing delay before it (a
+        cloud connector's clock that far ahead)."""
         origin = timestamp_seconds(self.origin)
         ledger = self.dt.ledger
         self._owed += [
             event
             for event in ledger[self._owed_from :]
             if event.timestamp >= origin
-            and abs(event.arrival - event.timestamp) <= self.settings.gap_overlap
+            and -self.settings.indexing_delay <= event.arrival - event.timestamp <= self.settings.gap_overlap
             and self.matches(event)
         ]
         self._owed_from = len(ledger)

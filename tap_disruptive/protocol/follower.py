@@ -400,7 +400,7 @@ class Follower:
         while True:
             now = self.clock.now_stamp()
             end = self._reader.slice_end(read.start, until, now)
-            events = yield from self._reader.read(self._selected, read.start, end, now)
+            events = yield from self._reader.read(self._selected, read.start, end)
             if events is None:
                 continue  # too many to hold: the reader shortened its slices
             self.stats.slices += 1

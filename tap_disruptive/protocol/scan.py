@@ -59,19 +59,18 @@ class HistoryReader:
         return until if end >= until else end
 
     def read(
-        self, device_ids: Sequence[str], start: str, end: str | None, now: str
+        self, device_ids: Sequence[str], start: str, end: str | None
     ) -> Generator[Command, Answer, list[Event] | None]:
-        """Events of the devices stamped from `start` to before `end`, each once, in time order; with no
-        `end`, everything DT has from `start` on, including events stamped up to `gap_overlap` ahead of
-        its clock `now` (a cloud connector's clock may run ahead as well as behind). None when the slice
-        is too large to hold (the span is then shortened: try again)."""
+        """Events of the devices stamped from `start` to before `end` (None: up to DT's now), each once,
+        in time order; None when the slice is too large to hold (the span is then shortened: try again)."""
         limit = self.settings.slice_events if self.span > _SHORTEST_SLICE else None
         found: dict[str, Event] = {}
         base: list[tuple[str, str]] = [
             ("start_time", shift(start, -_START_ALLOWANCE)),
-            ("end_time", end or shift(now, self.settings.gap_overlap)),
             ("page_size", str(self.settings.history_page_size)),
         ]
+        if end is not None:
+            base.append(("end_time", end))
         base += [("event_types", name) for name in sorted(self.filter.event_types or ())]
         group = 2 * self.settings.history_concurrency
         for first in range(0, len(device_ids), group):
