@@ -37,6 +37,7 @@ from tap_disruptive.protocol.stats import FollowerStats
 T = TypeVar("T")
 _CONNECT_TIMEOUT = 10.0
 _MAX_ERROR_BODY = 64 * 1024
+_READ_SIZE = 32 * 1024
 
 
 def _failed(error: BaseException, what: str, url: str) -> ConnectionFailed:
@@ -178,9 +179,10 @@ class Driver:
         if stream is None:
             return ConnectionFailed("no stream is open", kind="cut")
         try:
-            # Cancelling a read on its deadline keeps whatever is buffered for the next read.
+            # Cancelling a read on its deadline keeps whatever is buffered for the next read. Reads are
+            # bounded: the decoder is fastest on pieces that stay in the CPU's cache.
             async with asyncio.timeout(wait):
-                return await stream.content.readany()
+                return await stream.content.read(_READ_SIZE)
         except TimeoutError:
             return TIMED_OUT
         except aiohttp.ClientError as error:

@@ -273,10 +273,9 @@ class Follower:
         opened = self.clock.now_stamp()
         self._stream_whole_until(opened)
         if self._origin is None:
-            # Following from now: history from the opening on is read too, for what reached DT before
-            # the stream took over.
-            self._origin = opened
-            self._gap = PendingRead(opened, None, 0.0, False)
+            # Following from now: what is owed starts with the stream. DT's Date header is whole seconds
+            # (and may be written a moment before the stream takes over), so a second later.
+            self._origin = shift(opened, 1.0)
         # Re-reads of history read before the stream opened: everything that reached DT before the
         # opening is in history once the indexing delay has passed; what came after is on the stream.
         due = self._monotonic() + settings.indexing_delay
