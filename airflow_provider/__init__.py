@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tap_disruptive import __version__
-from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL
+from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -17,7 +17,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tap_disruptive.protocol.errors import FatalError
+from tap_disruptive.client.protocol.errors import FatalError
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,

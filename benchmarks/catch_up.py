@@ -43,8 +43,8 @@ def _official(info: dict[str, Any], start: str) -> int:
 
 
 def _ours(info: dict[str, Any], start: str) -> int:
-    from tap_disruptive.drivers.sync import DisruptiveClient  # noqa: PLC0415
-    from tap_disruptive.protocol.settings import ClientSettings, Credentials  # noqa: PLC0415
+    from tap_disruptive.client.drivers.sync import DisruptiveClient  # noqa: PLC0415
+    from tap_disruptive.client.protocol.settings import ClientSettings, Credentials  # noqa: PLC0415
 
     credentials = Credentials(info["key_id"], info["key_secret"], info["email"])
     settings = ClientSettings(credentials, api_url=info["api_url"], token_url=info["token_url"])

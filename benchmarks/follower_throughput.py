@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import disruptive
 
 from benchmarks.official import use_official_client
-from tap_disruptive.drivers.sync import DisruptiveClient
+from tap_disruptive.client.drivers.sync import DisruptiveClient
+from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
 from tap_disruptive.emulator.process import EmulatorProcess
-from tap_disruptive.protocol.settings import ClientSettings, Credentials
 
 FEED_RATE = 60_000
 WINDOW = 10.0

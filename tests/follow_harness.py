@@ -8,14 +8,14 @@ import time
 from collections import Counter
 from typing import Any
 
-from tap_disruptive.drivers.aio import AsyncDisruptiveClient
-from tap_disruptive.drivers.sync import DisruptiveClient
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
+from tap_disruptive.client.drivers.sync import DisruptiveClient
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.client.protocol.stats import FollowerStats
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.settings import ClientSettings, Credentials
-from tap_disruptive.protocol.stats import FollowerStats
 
 # Quick reflexes for tests: pings twice a second, short backoff, history re-read after 2.5 s
 # (the test emulator indexes after 1 s).

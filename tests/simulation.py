@@ -18,10 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from tap_disruptive.model.times import format_timestamp, stamp_and_seconds, timestamp_seconds
-from tap_disruptive.protocol.bookmarks import bookmark_after
-from tap_disruptive.protocol.clock import ServerClock
-from tap_disruptive.protocol.commands import (
+from tap_disruptive.client.protocol.bookmarks import bookmark_after
+from tap_disruptive.client.protocol.clock import ServerClock
+from tap_disruptive.client.protocol.commands import (
     TIMED_OUT,
     Answer,
     CloseStream,
@@ -32,11 +31,12 @@ from tap_disruptive.protocol.commands import (
     Send,
     Sleep,
 )
-from tap_disruptive.protocol.errors import ConnectionFailed, DisruptiveError
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.follower import Follower
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse
-from tap_disruptive.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.client.protocol.errors import ConnectionFailed, DisruptiveError
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.follower import Follower
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
+from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.model.times import format_timestamp, stamp_and_seconds, timestamp_seconds
 
 PROJECT = "c0simproject00000000"
 EPOCH = 1_800_000_000.0

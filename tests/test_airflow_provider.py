@@ -18,7 +18,7 @@ from airflow_provider.conditions import ConditionError, all_of, any_of, check, e
 from airflow_provider.hooks.disruptive import DisruptiveHook
 from airflow_provider.triggers.disruptive import DisruptiveEventTrigger
 from tap_disruptive import __version__
-from tap_disruptive.protocol.errors import FatalError
+from tap_disruptive.client.protocol.errors import FatalError
 
 EVENT: dict[str, Any] = {
     "eventId": "e1",

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from tap_disruptive import __version__
-from tap_disruptive.drivers.aio import AsyncDisruptiveClient
-from tap_disruptive.drivers.sync import DisruptiveClient
-from tap_disruptive.emulator.process import EmulatorProcess
-from tap_disruptive.protocol.errors import (
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
+from tap_disruptive.client.drivers.sync import DisruptiveClient
+from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
     BadRequest,
     FatalError,
@@ -23,8 +22,9 @@ from tap_disruptive.protocol.errors import (
     NotFound,
     PermissionDenied,
 )
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.emulator.process import EmulatorProcess
 from tests.conftest import QUIET, StartEmulator
 from tests.follow_harness import FAST, FollowThread, now_stamp, settings_for
 from tests.wire import wait_until

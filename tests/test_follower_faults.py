@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tap_disruptive.protocol.filters import EventFilter
 from tests.conftest import StartEmulator
 from tests.follow_harness import FAST, FollowThread, now_stamp, settings_for
 from tests.wire import wait_until

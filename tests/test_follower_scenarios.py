@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from tap_disruptive.client.protocol.commands import Delivery
+from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tap_disruptive.protocol.commands import Delivery
-from tap_disruptive.protocol.filters import EventFilter
 from tests.simulation import SETTINGS, World
 
 OVERLAP = SETTINGS.gap_overlap

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_disruptive.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError, parse_line
-from tap_disruptive.protocol.events import Event
+from tap_disruptive.client.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError, parse_line
+from tap_disruptive.client.protocol.events import Event
 
 
 def event_line(index: int, event_type: str = "touch") -> bytes:

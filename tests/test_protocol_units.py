@@ -8,9 +8,9 @@ from typing import Any
 import backoff
 import pytest
 
-from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.dedupe import RecentIds
-from tap_disruptive.protocol.errors import (
+from tap_disruptive.client.protocol.auth import TokenCache
+from tap_disruptive.client.protocol.dedupe import RecentIds
+from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
     BadRequest,
     FatalError,
@@ -19,11 +19,11 @@ from tap_disruptive.protocol.errors import (
     PermissionDenied,
     TransientError,
 )
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure
-from tap_disruptive.protocol.retry import Backoff, wait_generator
-from tap_disruptive.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure
+from tap_disruptive.client.protocol.retry import Backoff, wait_generator
+from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
 
 SECRET = "a-very-secret-value-0123456789-abcdef"
 

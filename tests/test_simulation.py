@@ -11,8 +11,8 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import timestamp_seconds
-from tap_disruptive.protocol.filters import EventFilter
 from tests.simulation import HTTP_FAULTS, SETTINGS, STREAM_FAULTS, World
 
 DEVICE_EVENTS = {

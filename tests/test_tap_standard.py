@@ -7,7 +7,7 @@ import atexit
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_disruptive.emulator.process import EmulatorProcess
-from tap_disruptive.tap import TapDisruptive
+from tap_disruptive.tap.plugin import TapDisruptive
 from tests.tap_helpers import tap_config
 
 # The SDK builds its test class when this module is imported, with the config in hand: the emulator

@@ -7,10 +7,10 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from tap_disruptive.drivers.aio import AsyncDisruptiveClient
-from tap_disruptive.drivers.sync import DisruptiveClient
-from tap_disruptive.protocol.errors import DisruptiveError
-from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
+from tap_disruptive.client.drivers.sync import DisruptiveClient
+from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
 
 
 class DisruptiveHook(BaseHook):

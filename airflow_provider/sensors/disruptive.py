@@ -13,9 +13,9 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
 from airflow_provider.triggers.disruptive import DisruptiveEventTrigger, event_document
+from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import format_timestamp
-from tap_disruptive.protocol.errors import DisruptiveError
-from tap_disruptive.protocol.filters import EventFilter
 
 DEFAULT_TIMEOUT = timedelta(hours=1).total_seconds()
 

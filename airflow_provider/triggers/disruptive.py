@@ -12,11 +12,11 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
-from tap_disruptive.drivers.aio import AsyncDisruptiveClient
-from tap_disruptive.protocol.bookmarks import Position
-from tap_disruptive.protocol.errors import DisruptiveError
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
+from tap_disruptive.client.protocol.bookmarks import Position
+from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
 
 # Where an asset watcher keeps its position: every event up to a time dealt with, and those after it
 # that it fired on, so that a re-created watcher fires on everything else exactly once, in time order.

@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from tap_disruptive.emulator.auth import Authenticator, InvalidGrant
 from tap_disruptive.emulator.config import EmulatorConfig
 from tap_disruptive.emulator.errors import ApiError, error_body, error_response
+from tap_disruptive.emulator.fanout import StreamHub, StreamWriter, Subscriber
 from tap_disruptive.emulator.faults import HTTP_FAULT, Fault, HttpFaults
 from tap_disruptive.emulator.payloads import complete_published
 from tap_disruptive.emulator.queries import (
@@ -29,7 +30,6 @@ from tap_disruptive.emulator.queries import (
 )
 from tap_disruptive.emulator.simulator import Simulator
 from tap_disruptive.emulator.store import Device, EventStore
-from tap_disruptive.emulator.streams import StreamHub, StreamWriter, Subscriber
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
 from tap_disruptive.model.ids import EMULATED_DEVICE_PREFIX, IdFactory, split_target_name

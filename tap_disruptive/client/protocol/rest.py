@@ -7,15 +7,15 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.clock import ServerClock
-from tap_disruptive.protocol.commands import Answer, Command, Send, Sleep
-from tap_disruptive.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure
-from tap_disruptive.protocol.retry import Backoff
-from tap_disruptive.protocol.settings import ClientSettings
-from tap_disruptive.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.auth import TokenCache
+from tap_disruptive.client.protocol.clock import ServerClock
+from tap_disruptive.client.protocol.commands import Answer, Command, Send, Sleep
+from tap_disruptive.client.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure
+from tap_disruptive.client.protocol.retry import Backoff
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import FollowerStats
 
 Steps = Generator[Command, Answer, Any]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
+from tap_disruptive.client.protocol.commands import Answer, Command
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.http import HttpRequest
+from tap_disruptive.client.protocol.rest import Rest, json_object, page
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import FollowerStats
 from tap_disruptive.model.times import shift, stamp_micros
-from tap_disruptive.protocol.commands import Answer, Command
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.http import HttpRequest
-from tap_disruptive.protocol.rest import Rest, json_object, page
-from tap_disruptive.protocol.settings import ClientSettings
-from tap_disruptive.protocol.stats import FollowerStats
 
 # History is asked for from slightly before a slice's start and cut locally, so that a server treating
 # start_time as exclusive loses no event stamped exactly at it.

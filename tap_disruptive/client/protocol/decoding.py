@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from tap_disruptive.protocol.events import Event
+from tap_disruptive.client.protocol.events import Event
 
 # A line longer than this is no DT event; it is reported and skipped rather than buffered without end.
 MAX_LINE_BYTES = 4 * 1024 * 1024

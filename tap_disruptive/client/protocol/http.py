@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tap_disruptive.protocol.errors import (
+from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
     BadRequest,
     DisruptiveError,

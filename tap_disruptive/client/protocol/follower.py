@@ -19,16 +19,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from tap_disruptive.model.times import (
-    canonical_timestamp,
-    format_timestamp,
-    just_before,
-    shift,
-    timestamp_seconds,
-)
-from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.clock import ServerClock
-from tap_disruptive.protocol.commands import (
+from tap_disruptive.client.protocol.auth import TokenCache
+from tap_disruptive.client.protocol.clock import ServerClock
+from tap_disruptive.client.protocol.commands import (
     TIMED_OUT,
     Answer,
     CloseStream,
@@ -38,23 +31,30 @@ from tap_disruptive.protocol.commands import (
     ReadStream,
     Sleep,
 )
-from tap_disruptive.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError
-from tap_disruptive.protocol.dedupe import RecentIds
-from tap_disruptive.protocol.errors import (
+from tap_disruptive.client.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError
+from tap_disruptive.client.protocol.dedupe import RecentIds
+from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
     BadRequest,
     ConnectionFailed,
     DisruptiveError,
     TransientError,
 )
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse, failure, status_error
-from tap_disruptive.protocol.rest import Rest
-from tap_disruptive.protocol.retry import Backoff
-from tap_disruptive.protocol.scan import HistoryReader, sort_key
-from tap_disruptive.protocol.settings import ClientSettings
-from tap_disruptive.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure, status_error
+from tap_disruptive.client.protocol.rest import Rest
+from tap_disruptive.client.protocol.retry import Backoff
+from tap_disruptive.client.protocol.scan import HistoryReader, sort_key
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.model.times import (
+    canonical_timestamp,
+    format_timestamp,
+    just_before,
+    shift,
+    timestamp_seconds,
+)
 
 Steps = Generator[Command, Answer, None]
 

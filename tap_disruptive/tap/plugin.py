@@ -13,13 +13,13 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
+from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
-from tap_disruptive.protocol.errors import DisruptiveError
-from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL
-from tap_disruptive.singer_output import whole_line_stdout
-from tap_disruptive.streams import DevicesStream, EventsStream
-from tap_disruptive.tap_config import TapConfig
+from tap_disruptive.tap.output import whole_line_stdout
+from tap_disruptive.tap.settings import TapConfig
+from tap_disruptive.tap.streams import DevicesStream, EventsStream
 
 
 class TapDisruptive(Tap):

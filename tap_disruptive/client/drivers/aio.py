@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tap_disruptive.drivers.failures import connection_failed
-from tap_disruptive.protocol.auth import TokenCache
-from tap_disruptive.protocol.clock import ServerClock
-from tap_disruptive.protocol.commands import (
+from tap_disruptive.client.drivers.failures import connection_failed
+from tap_disruptive.client.protocol.auth import TokenCache
+from tap_disruptive.client.protocol.clock import ServerClock
+from tap_disruptive.client.protocol.commands import (
     TIMED_OUT,
     Answer,
     CloseStream,
@@ -25,14 +25,14 @@ from tap_disruptive.protocol.commands import (
     Sleep,
     TimedOut,
 )
-from tap_disruptive.protocol.errors import ConnectionFailed
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.follower import Follower
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse
-from tap_disruptive.protocol.rest import Rest
-from tap_disruptive.protocol.settings import ClientSettings
-from tap_disruptive.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.errors import ConnectionFailed
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.follower import Follower
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
+from tap_disruptive.client.protocol.rest import Rest
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import FollowerStats
 
 T = TypeVar("T")
 _CONNECT_TIMEOUT = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tap_disruptive import __version__
-from tap_disruptive.protocol.errors import FatalError
+from tap_disruptive.client.protocol.errors import FatalError
 
 DT_API_URL = "https://api.disruptive-technologies.com/v2"
 DT_TOKEN_URL = "https://identity.disruptive-technologies.com/oauth2/token"  # noqa: S105 - a URL

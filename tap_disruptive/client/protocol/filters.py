@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tap_disruptive.client.protocol.errors import FatalError
+from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES, PING
-from tap_disruptive.protocol.errors import FatalError
-from tap_disruptive.protocol.events import Event
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 import jwt
 import orjson
 
-from tap_disruptive.protocol.errors import AuthenticationError, TransientError
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse, error_message
-from tap_disruptive.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.errors import AuthenticationError, TransientError
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, error_message
+from tap_disruptive.client.protocol.settings import ClientSettings
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600

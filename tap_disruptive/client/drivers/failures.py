@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from tap_disruptive.protocol.errors import ConnectionFailed
+from tap_disruptive.client.protocol.errors import ConnectionFailed
 
 
 def root_cause(error: BaseException) -> str:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tap_disruptive.client.protocol.errors import FatalError
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
 from tap_disruptive.model.times import format_timestamp, parse_timestamp
-from tap_disruptive.protocol.errors import FatalError
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
 
 
 class ConfigError(FatalError):

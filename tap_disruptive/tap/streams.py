@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_disruptive.drivers.sync import DisruptiveClient
+from tap_disruptive.client.drivers.sync import DisruptiveClient
+from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tap_disruptive.protocol.bookmarks import bookmark_after
-from tap_disruptive.records import DeviceRegistry, device_record
-from tap_disruptive.singer_output import RecordWriter
-from tap_disruptive.tap_config import TapConfig
+from tap_disruptive.tap.output import RecordWriter
+from tap_disruptive.tap.records import DeviceRegistry, device_record
+from tap_disruptive.tap.settings import TapConfig
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.times import canonical_timestamp, just_before
-from tap_disruptive.protocol.events import Event
 
 
 def bookmark_after(

@@ -13,12 +13,12 @@ from collections.abc import Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tap_disruptive.drivers.aio import AsyncDisruptiveClient, AsyncEventStream
-from tap_disruptive.protocol.commands import Delivery
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.filters import EventFilter
-from tap_disruptive.protocol.settings import ClientSettings
-from tap_disruptive.protocol.stats import FollowerStats
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncEventStream
+from tap_disruptive.client.protocol.commands import Delivery
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import FollowerStats
 
 T = TypeVar("T")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.event_types import LABELS_CHANGED
-from tap_disruptive.protocol.events import Event
 
 
 def device_record(device: dict[str, Any]) -> dict[str, Any]:

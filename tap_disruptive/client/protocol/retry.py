@@ -8,8 +8,8 @@ from typing import Any
 
 import backoff
 
-from tap_disruptive.protocol.errors import GaveUp, TransientError
-from tap_disruptive.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.errors import GaveUp, TransientError
+from tap_disruptive.client.protocol.settings import ClientSettings
 
 
 def wait_generator(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tap_disruptive.protocol.errors import ConnectionFailed
-from tap_disruptive.protocol.events import Event
-from tap_disruptive.protocol.http import HttpRequest, HttpResponse
+from tap_disruptive.client.protocol.errors import ConnectionFailed
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
 
 
 @dataclass(frozen=True, slots=True)
