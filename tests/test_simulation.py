@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import timestamp_seconds
-from tests.simulation import HTTP_FAULTS, SETTINGS, STREAM_FAULTS, World
+from tests.support.simulation import HTTP_FAULTS, SETTINGS, STREAM_FAULTS, World
 
 DEVICE_EVENTS = {
     "dev00": ("temperature", "touch"),
@@ -143,3 +143,15 @@ AcrossRuns.TestCase.settings = settings(
     max_examples=2000, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestAcrossRuns = AcrossRuns.TestCase
+
+
+def test_schedule_found_once_events_waiting_for_a_re_read_hold_the_bookmark_back() -> None:
+    """A schedule the machine above found: with events in time order, a late reading that came on the
+    stream while it waited for a re-read was passed by the bookmark before it was delivered."""
+    machine = AcrossRuns()
+    machine.start(seed=0, which="labels", skew=0.0, in_order=True)
+    for seconds in (1.0, 1.0, 4.0):
+        machine.advance(seconds)
+    machine.publish_late("dev00", 22.0)
+    machine.advance(11.0)
+    machine.teardown()

@@ -27,9 +27,9 @@ from tap_disruptive.client.protocol.commands import (
     CloseStream,
     Command,
     Delivery,
-    OpenStream,
     ReadStream,
     Sleep,
+    Steps,
 )
 from tap_disruptive.client.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError
 from tap_disruptive.client.protocol.dedupe import RecentIds
@@ -42,12 +42,13 @@ from tap_disruptive.client.protocol.errors import (
 )
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
-from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure, status_error
+from tap_disruptive.client.protocol.http import HttpResponse, status_error
 from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.retry import Backoff
 from tap_disruptive.client.protocol.scan import HistoryReader, sort_key
 from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.stats import ClientStats
+from tap_disruptive.model.devices import Device
 from tap_disruptive.model.times import (
     canonical_timestamp,
     format_timestamp,
@@ -55,8 +56,6 @@ from tap_disruptive.model.times import (
     shift,
     timestamp_seconds,
 )
-
-Steps = Generator[Command, Answer, None]
 
 # A device listing older than this is taken again before history is read from it.
 DEVICE_LIST_MAX_AGE = 600.0
@@ -109,7 +108,7 @@ class Follower:
         # (up to `indexing_delay`), so that all come in time order; else they come as they arrive.
         self.in_order = in_order
         self.start_time = canonical_timestamp(start_time) if start_time else None
-        self.stats = FollowerStats()
+        self.stats = ClientStats()
         self._monotonic = monotonic
         self.clock = clock or ServerClock(monotonic)
         self.tokens = tokens or TokenCache(settings)
@@ -126,14 +125,16 @@ class Follower:
         # History to read: the catch-up or a gap (at most one), and re-reads after the indexing delay.
         self._gap = PendingRead(self.start_time, None, 0.0, False) if self.start_time else None
         self._rechecks: list[PendingRead] = []
-        # Events from the stream waiting for a re-read of what came before it (see `holds_stream`).
+        # Events from the stream waiting for a re-read of what came before it (see `holds_stream`),
+        # and the earliest time among them, which the bookmark must not pass.
         self._held: list[Event] = []
+        self._held_from: str | None = None
         # DT's time up to which the open stream has been whole: its opening, then each ping; and that
         # less `gap_overlap`, up to which everything has come.
         self._alive: str | None = None
         self._alive_claim: str | None = None
         self._connected = False
-        self._devices: dict[str, dict[str, Any]] = {}
+        self._devices: dict[str, Device] = {}
         self._selected: list[str] = []
         self._listed_at: float | None = None
         # Where a history-only run stops (None: now), and whether it got there.
@@ -153,6 +154,8 @@ class Follower:
         own time). Nothing before the origin is owed. None while nothing is known.
         """
         claims = [just_before(read.start) for read in self._rechecks]
+        if self._held_from is not None:
+            claims.append(just_before(self._held_from))
         if self._gap is not None:
             claims.append(just_before(self._gap.start))
         if self._alive_claim is not None:
@@ -234,40 +237,9 @@ class Follower:
                 yield from self._scan(self._gap, now, retry)
 
     def _connect(self) -> Generator[Command, Answer, HttpResponse]:
+        params = (*self.filter.query(), ("ping_interval", f"{self.settings.ping_interval:g}s"))
+        answer = yield from self.rest.open_stream(self.project_id, params)
         settings = self.settings
-        params = (*self.filter.query(), ("ping_interval", f"{settings.ping_interval:g}s"))
-        refreshed = False
-        while True:
-            header = yield from self.rest.authorization()
-            request = HttpRequest(
-                "GET",
-                f"{settings.api_base}/projects/{self.project_id}/devices:stream",
-                params=params,
-                headers={
-                    "Authorization": header,
-                    "User-Agent": settings.user_agent,
-                    "Accept": "application/json",
-                },
-                timeout=settings.request_timeout,
-                purpose="stream",
-            )
-            answer = yield OpenStream(request)
-            if isinstance(answer, ConnectionFailed):
-                raise answer
-            assert isinstance(answer, HttpResponse)
-            self.clock.observe_date(answer.headers.get("date"))
-            if answer.status == 200:
-                break
-            error = failure(answer, f"project {self.project_id}")
-            if (
-                isinstance(error, AuthenticationError)
-                and not refreshed
-                and not settings.credentials.basic_auth
-            ):
-                self.tokens.invalidate()
-                refreshed = True
-                continue
-            raise error
         self.stats.connects += 1
         self._connected = True
         opened = self.clock.now_stamp()
@@ -344,6 +316,9 @@ class Follower:
                     self._rechecks.append(PendingRead(self._alive_claim, None, due, True))
         if batch and any(read.holds_stream for read in self._rechecks):
             self._held += batch
+            earliest = min(event.timestamp for event in batch)
+            if self._held_from is None or earliest < self._held_from:
+                self._held_from = earliest
             batch = []
             if len(self._held) > self.settings.slice_events:
                 yield from self._release_held()  # memory first: a fast stream waits no longer
@@ -389,7 +364,7 @@ class Follower:
         if self._listed_at is not None and now - self._listed_at < max_age:
             return
         devices = yield from self.rest.devices(self.project_id, self.filter)
-        self._devices = {device["name"].rsplit("/", 1)[-1]: device for device in devices}
+        self._devices = {device.device_id: device for device in devices}
         self._selected = self.filter.selected_device_ids(devices)
         self._listed_at = now
 
@@ -481,7 +456,7 @@ class Follower:
     def _release_held(self) -> Steps:
         """Deliver the stream's waiting events, in time order."""
         if self._held:
-            held, self._held = sorted(self._held, key=sort_key), []
+            held, self._held, self._held_from = sorted(self._held, key=sort_key), [], None
             self.stats.events += len(held)
             yield Delivery(held, self.complete_until())
 
