@@ -25,9 +25,9 @@ from tap_disruptive.client.protocol.errors import (
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
 from tap_disruptive.emulator.process import EmulatorProcess
-from tests.conftest import QUIET, StartEmulator
-from tests.follow_harness import FAST, FollowThread, now_stamp, settings_for
-from tests.wire import wait_until
+from tap_disruptive.testing import wait_until
+from tests.support.emulators import QUIET, StartEmulator
+from tests.support.follow import FAST, FollowThread, now_stamp, settings_for
 
 
 def first_of(
@@ -75,11 +75,11 @@ def test_devices_paged_and_filtered(shared_quiet_emulator: EmulatorProcess, use_
     emulator = shared_quiet_emulator
     everything = rest(emulator, use_async, "devices", emulator.project_id, None, device_page_size=5)
     assert len(everything) == 24
-    room = everything[0]["labels"]["room"]
+    room = everything[0].labels["room"]
     in_room = rest(
         emulator, use_async, "devices", emulator.project_id, EventFilter.of(label_filters={"room": room})
     )
-    assert [d["name"] for d in in_room] == [d["name"] for d in everything if d["labels"]["room"] == room]
+    assert [d.name for d in in_room] == [d.name for d in everything if d.labels["room"] == room]
     project = rest(emulator, use_async, "project", emulator.project_id)
     assert project["name"] == f"projects/{emulator.project_id}"
     agents = emulator.status()["user_agents"]

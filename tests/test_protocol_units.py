@@ -24,6 +24,7 @@ from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure
 from tap_disruptive.client.protocol.retry import Backoff, wait_generator
 from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
+from tap_disruptive.model.devices import Device
 
 SECRET = "a-very-secret-value-0123456789-abcdef"
 
@@ -72,14 +73,14 @@ def test_filter_matches_events_and_devices() -> None:
     event_filter = EventFilter.of(
         label_filters={"room": "lab", "alarm": None}, device_types=["contact"], event_types=["contact"]
     )
-    lab_contact = {"type": "contact", "labels": {"room": "lab", "alarm": "x"}}
+    lab_contact = Device("p1", "d1", "contact", {"room": "lab", "alarm": "x"})
     assert event_filter.matches(event(event_type="contact"), lab_contact)
     assert not event_filter.matches(event(event_type="touch"), lab_contact)
     assert not event_filter.matches(
-        event(event_type="contact"), {"type": "contact", "labels": {"room": "lab"}}
+        event(event_type="contact"), Device("p1", "d1", "contact", {"room": "lab"})
     )
     assert not event_filter.matches(
-        event(event_type="contact"), {"type": "motion", "labels": lab_contact["labels"]}
+        event(event_type="contact"), Device("p1", "d1", "motion", lab_contact.labels)
     )
     # Without the device, only what the event itself shows is judged; the server applied the rest.
     assert event_filter.matches(event(event_type="contact"))

@@ -15,8 +15,6 @@ class EventType:
     required_keys: tuple[str, ...]
     # Whether the payload sits under `data.<name>`; labelsChanged's fields are `data` itself.
     nested: bool = True
-    # Whether the type is sent by cloud connectors rather than sensors.
-    ccon_only: bool = False
 
 
 _TYPES = (
@@ -33,9 +31,9 @@ _TYPES = (
     ),
     EventType("batteryStatus", ("percentage", "updateTime")),
     EventType(LABELS_CHANGED, ("added", "modified", "removed"), nested=False),
-    EventType("connectionStatus", ("connection", "available", "updateTime"), ccon_only=True),
-    EventType("ethernetStatus", ("macAddress", "ipAddress", "errors", "updateTime"), ccon_only=True),
-    EventType("cellularStatus", ("signalStrength", "errors", "updateTime"), ccon_only=True),
+    EventType("connectionStatus", ("connection", "available", "updateTime")),
+    EventType("ethernetStatus", ("macAddress", "ipAddress", "errors", "updateTime")),
+    EventType("cellularStatus", ("signalStrength", "errors", "updateTime")),
     EventType("co2", ("ppm", "updateTime")),
     EventType("pressure", ("pascal", "updateTime")),
     EventType("motion", ("state", "updateTime")),

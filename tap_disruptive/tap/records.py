@@ -6,21 +6,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.model.devices import Device
 from tap_disruptive.model.event_types import LABELS_CHANGED
 
 
-def device_record(device: dict[str, Any]) -> dict[str, Any]:
-    """A `devices` record from DT's device resource."""
-    _, project_id, _, device_id = device["name"].split("/")
-    labels = device.get("labels") or {}
+def device_record(device: Device) -> dict[str, Any]:
+    """A `devices` record."""
     return {
-        "device_id": device_id,
-        "project_id": project_id,
-        "device_type": device.get("type"),
-        "product_number": device.get("productNumber") or None,
-        "display_name": labels.get("name"),
-        "labels": labels,
-        "reported": device.get("reported"),
+        "device_id": device.device_id,
+        "project_id": device.project_id,
+        "device_type": device.device_type,
+        "product_number": device.product_number,
+        "display_name": device.display_name,
+        "labels": dict(device.labels),
+        "reported": device.reported,
     }
 
 
@@ -37,11 +36,10 @@ class DeviceRegistry:
         # When each device's labels last changed: an older change read late (from history) is not replayed.
         self._changed_at: dict[str, str] = {}
 
-    def load(self, devices: Iterable[dict[str, Any]]) -> None:
+    def load(self, devices: Iterable[Device]) -> None:
         for device in devices:
-            device_id = device["name"].rsplit("/", 1)[-1]
-            self._types[device_id] = device.get("type") or ""
-            self._labels[device_id] = dict(device.get("labels") or {})
+            self._types[device.device_id] = device.device_type or ""
+            self._labels[device.device_id] = dict(device.labels)
 
     def knows(self, device_id: str) -> bool:
         return device_id in self._types

@@ -32,7 +32,8 @@ from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
 from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.stats import ClientStats
+from tap_disruptive.model.devices import Device
 
 T = TypeVar("T")
 _CONNECT_TIMEOUT = 10.0
@@ -200,7 +201,7 @@ class AsyncEventStream:
 
     def __init__(self, driver: Driver, follower: Follower) -> None:
         self.follower = follower
-        self.stats: FollowerStats = follower.stats
+        self.stats: ClientStats = follower.stats
         self._deliveries = driver.drive(follower.run())
 
     async def __aiter__(self) -> AsyncIterator[Event]:
@@ -226,7 +227,7 @@ class AsyncDisruptiveClient:
         self._session = session
         self._own_session = session is None
         self.tokens = TokenCache(settings)
-        self.stats = FollowerStats()
+        self.stats = ClientStats()
         self.rest = Rest(settings, self.tokens, self.stats, ServerClock())
 
     def __repr__(self) -> str:
@@ -256,7 +257,7 @@ class AsyncDisruptiveClient:
     async def projects(self) -> list[dict[str, Any]]:
         return await Driver(self.settings, self._pool).call(self.rest.projects())
 
-    async def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[dict[str, Any]]:
+    async def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[Device]:
         steps = self.rest.devices(project_id, event_filter or EventFilter())
         return await Driver(self.settings, self._pool).call(steps)
 

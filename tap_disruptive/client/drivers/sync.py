@@ -18,7 +18,8 @@ from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.stats import ClientStats
+from tap_disruptive.model.devices import Device
 
 T = TypeVar("T")
 
@@ -53,7 +54,7 @@ class EventStream:
 
     def __init__(self, loop: PrivateLoop, stream: AsyncEventStream) -> None:
         self.follower = stream.follower
-        self.stats: FollowerStats = stream.stats
+        self.stats: ClientStats = stream.stats
         self._loop = loop
         self._stream = stream
         self._closed = False
@@ -116,7 +117,7 @@ class DisruptiveClient:
     def projects(self) -> list[dict[str, Any]]:
         return self._loop.run(self.aio.projects())
 
-    def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[dict[str, Any]]:
+    def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[Device]:
         return self._loop.run(self.aio.devices(project_id, event_filter))
 
     def history(

@@ -6,6 +6,7 @@ answer back. Failures of the transport come back as `ConnectionFailed` values, n
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from tap_disruptive.client.protocol.errors import ConnectionFailed
@@ -75,3 +76,5 @@ class Delivery:
 
 Command = Send | OpenStream | ReadStream | CloseStream | Sleep | Delivery
 Answer = list[HttpResponse | ConnectionFailed] | HttpResponse | ConnectionFailed | TimedOut | bytes | None
+# The protocol's steps: a generator of commands, sent their answers, returning nothing.
+Steps = Generator[Command, Answer, None]

@@ -16,6 +16,7 @@ from typing import Any
 from tap_disruptive.client.protocol.errors import FatalError
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
+from tap_disruptive.model.devices import Device
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES, PING
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]+$")
@@ -75,30 +76,24 @@ class EventFilter:
                     return False
         return True
 
-    def selected_device_ids(self, devices: Iterable[Mapping[str, Any]]) -> list[str]:
-        """The ids of the listed devices (DT's device resources) that the filter selects."""
-        selected = []
-        for device in devices:
-            device_id = str(device["name"]).rsplit("/", 1)[-1]
-            device_type, labels = device.get("type"), device.get("labels")
-            if self.matches_device(
-                device_id,
-                device_type if isinstance(device_type, str) else None,
-                labels if isinstance(labels, Mapping) else None,
-            ):
-                selected.append(device_id)
-        return selected
+    def selected_device_ids(self, devices: Iterable[Device]) -> list[str]:
+        """The ids of the listed devices that the filter selects."""
+        return [
+            device.device_id
+            for device in devices
+            if self.matches_device(device.device_id, device.device_type, device.labels)
+        ]
 
     def matches_event_type(self, event_type: str) -> bool:
         return event_type != PING and (self.event_types is None or event_type in self.event_types)
 
-    def matches(self, event: Event, device: Mapping[str, Any] | None = None) -> bool:
-        """Whether an event passes, given its device's resource (`type`, `labels`) where known."""
+    def matches(self, event: Event, device: Device | None = None) -> bool:
+        """Whether an event passes, given its device where known."""
         if not self.matches_event_type(event.event_type):
             return False
         if device is None:
             return self.matches_device(event.device_id, None, None)
-        return self.matches_device(event.device_id, device.get("type"), device.get("labels"))
+        return self.matches_device(event.device_id, device.device_type, device.labels)
 
     def to_json(self) -> dict[str, Any]:
         """A deterministic JSON form (sorted), for serialising and hashing."""

@@ -9,22 +9,26 @@ from typing import Any
 
 from tap_disruptive.client.protocol.auth import TokenCache
 from tap_disruptive.client.protocol.clock import ServerClock
-from tap_disruptive.client.protocol.commands import Answer, Command, Send, Sleep
-from tap_disruptive.client.protocol.errors import AuthenticationError, ConnectionFailed, TransientError
+from tap_disruptive.client.protocol.commands import Answer, Command, OpenStream, Send, Sleep
+from tap_disruptive.client.protocol.errors import (
+    AuthenticationError,
+    ConnectionFailed,
+    DisruptiveError,
+    TransientError,
+)
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, failure
 from tap_disruptive.client.protocol.retry import Backoff
 from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import FollowerStats
-
-Steps = Generator[Command, Answer, Any]
+from tap_disruptive.client.protocol.stats import ClientStats
+from tap_disruptive.model.devices import Device
 
 
 class Rest:
     """Authorised, retried REST requests, and DT's paged resources built on them."""
 
     def __init__(
-        self, settings: ClientSettings, tokens: TokenCache, stats: FollowerStats, clock: ServerClock
+        self, settings: ClientSettings, tokens: TokenCache, stats: ClientStats, clock: ServerClock
     ) -> None:
         self.settings = settings
         self.tokens = tokens
@@ -53,12 +57,12 @@ class Rest:
             header = self.tokens.header()
         return header
 
-    def request(self, request: HttpRequest, what: str) -> Generator[Command, Answer, HttpResponse]:
+    def send(self, request: HttpRequest, what: str) -> Generator[Command, Answer, HttpResponse]:
         """One request, answered 200; raises the fatal error an answer means, after retrying the rest."""
-        (response,) = yield from self.requests([request], what=[what])
+        (response,) = yield from self.send_all([request], what=[what])
         return response
 
-    def requests(
+    def send_all(
         self, requests: Sequence[HttpRequest], what: Sequence[str], concurrency: int = 1
     ) -> Generator[Command, Answer, list[HttpResponse]]:
         """Many requests, each answered 200, sent `concurrency` at a time; transient failures are retried
@@ -82,7 +86,7 @@ class Rest:
                     done[index] = answer
                     continue
                 error = answer if isinstance(answer, ConnectionFailed) else failure(answer, what[index])
-                if isinstance(error, AuthenticationError) and self._may_refresh(refreshed):
+                if self._may_renew_token(error, refreshed):
                     unauthorized = True
                 elif not isinstance(error, TransientError):
                     raise error
@@ -111,10 +115,40 @@ class Rest:
                 self.clock.observe_date(response.headers.get("date"))
         return answer
 
-    def _may_refresh(self, refreshed: bool) -> bool:
-        return not refreshed and not self.settings.credentials.basic_auth
+    def open_stream(
+        self, project_id: str, params: Sequence[tuple[str, str]]
+    ) -> Generator[Command, Answer, HttpResponse]:
+        """Open the project's event stream; raises what a refusal means (transient ones included: the
+        follower reconnects with a backoff of its own). A refused token is renewed once."""
+        refreshed = False
+        while True:
+            header = yield from self.authorization()
+            request = self.build(f"/projects/{project_id}/devices:stream", params, "stream")
+            answer = yield OpenStream(replace(request, headers={**request.headers, "Authorization": header}))
+            if isinstance(answer, ConnectionFailed):
+                raise answer
+            assert isinstance(answer, HttpResponse)
+            self.clock.observe_date(answer.headers.get("date"))
+            if answer.status == 200:
+                return answer
+            error = failure(answer, f"project {project_id}")
+            if not self._may_renew_token(error, refreshed):
+                raise error
+            self.tokens.invalidate()
+            refreshed = True
 
-    def get(self, path: str, params: Sequence[tuple[str, str]] = (), purpose: str = "request") -> HttpRequest:
+    def _may_renew_token(self, error: DisruptiveError, renewed: bool) -> bool:
+        """A 401 may mean a token revoked or expired early: worth one new token per call, no more."""
+        return (
+            isinstance(error, AuthenticationError)
+            and not renewed
+            and not self.settings.credentials.basic_auth
+        )
+
+    def build(
+        self, path: str, params: Sequence[tuple[str, str]] = (), purpose: str = "request"
+    ) -> HttpRequest:
+        """A GET of DT's API (not sent: the caller yields it in a command); `purpose` names it in messages."""
         settings = self.settings
         return HttpRequest(
             "GET",
@@ -129,30 +163,32 @@ class Rest:
 
     def project(self, project_id: str) -> Generator[Command, Answer, dict[str, Any]]:
         """The project resource: proof that the credentials work and the project exists."""
-        response = yield from self.request(
-            self.get(f"/projects/{project_id}", purpose="project"), f"project {project_id}"
+        response = yield from self.send(
+            self.build(f"/projects/{project_id}", purpose="project"), f"project {project_id}"
         )
         return json_object(response, "project")
 
     def projects(self) -> Generator[Command, Answer, list[dict[str, Any]]]:
         """The first page of projects the service account can see: proof that the credentials work."""
-        response = yield from self.request(self.get("/projects", purpose="projects"), "the project list")
+        response = yield from self.send(self.build("/projects", purpose="projects"), "the project list")
         projects, _ = page(json_object(response, "project list"), "projects")
         return [project for project in projects if isinstance(project, dict)]
 
-    def devices(
-        self, project_id: str, event_filter: EventFilter
-    ) -> Generator[Command, Answer, list[dict[str, Any]]]:
+    def devices(self, project_id: str, event_filter: EventFilter) -> Generator[Command, Answer, list[Device]]:
         """Every device of the project that the filter selects, over all pages."""
-        found: list[dict[str, Any]] = []
+        found: list[Device] = []
         params = [*event_filter.device_query(), ("page_size", str(self.settings.device_page_size))]
         token = ""
         while True:
             page_params = [*params, ("page_token", token)] if token else params
-            request = self.get(f"/projects/{project_id}/devices", page_params, purpose="devices")
-            body = json_object((yield from self.request(request, f"project {project_id}")), "device list")
+            request = self.build(f"/projects/{project_id}/devices", page_params, purpose="devices")
+            body = json_object((yield from self.send(request, f"project {project_id}")), "device list")
             devices, token = page(body, "devices")
-            found += [device for device in devices if isinstance(device, dict) and "name" in device]
+            for resource in devices:
+                try:
+                    found.append(Device.from_resource(resource))
+                except ValueError:
+                    self.stats.faults["malformed_device"] += 1
             if not token:
                 return found
 

@@ -17,7 +17,7 @@ from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.http import HttpRequest
 from tap_disruptive.client.protocol.rest import Rest, json_object, page
 from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.times import shift, stamp_micros
 
 # History is asked for from slightly before a slice's start and cut locally, so that a server treating
@@ -41,7 +41,7 @@ class HistoryReader:
         rest: Rest,
         project_id: str,
         event_filter: EventFilter,
-        stats: FollowerStats,
+        stats: ClientStats,
     ) -> None:
         self.settings = settings
         self.rest = rest
@@ -79,7 +79,7 @@ class HistoryReader:
                 order = list(tokens)
                 requests = [self._request(device_id, base, tokens[device_id]) for device_id in order]
                 self.stats.history_requests += len(requests)
-                responses = yield from self.rest.requests(
+                responses = yield from self.rest.send_all(
                     requests,
                     [f"history of device {device_id}" for device_id in order],
                     self.settings.history_concurrency,
@@ -100,7 +100,7 @@ class HistoryReader:
 
     def _request(self, device_id: str, base: list[tuple[str, str]], token: str) -> HttpRequest:
         params = [*base, ("page_token", token)] if token else base
-        return self.rest.get(f"/projects/{self.project_id}/devices/{device_id}/events", params, "history")
+        return self.rest.build(f"/projects/{self.project_id}/devices/{device_id}/events", params, "history")
 
     def _collect(self, items: list[Any], start: str, end: str | None, found: dict[str, Event]) -> None:
         for item in items:

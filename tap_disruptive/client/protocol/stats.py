@@ -1,14 +1,13 @@
-"""Counters of what a follower saw and did, for logs and metrics."""
+"""Counters of what a client saw and did (its stream, its REST calls), for logs and metrics."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
-class FollowerStats:
+class ClientStats:
     events: int = 0  # events delivered
     pings: int = 0
     connects: int = 0  # stream connections opened
@@ -23,7 +22,3 @@ class FollowerStats:
     faults: Counter[str] = field(
         default_factory=Counter
     )  # by kind: cut, stall, end, error_line, http_503, ...
-
-    def as_dict(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "faults"}
-        return {**values, "faults": dict(sorted(self.faults.items()))}
