@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 from benchmarks.measure import cpu_seconds, rss_bytes
+from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.testing import client_settings
 
 FEED_RATE = 50_000
 WARM_UP, WINDOW = 2.0, 10.0
@@ -53,7 +55,8 @@ def history_memory(devices: int = 1000, events_per_device: int = 1000) -> float:
         assert full._process is not None
         loaded = rss_bytes(full._process.pid)
         total = full.status()["events_recorded"]
-        device_ids = [d["name"].rsplit("/", 1)[-1] for d in full.devices()][:100]
+        with DisruptiveClient(client_settings(full)) as client:
+            device_ids = [device.device_id for device in client.devices(full.project_id)][:100]
         read, started = 0, time.perf_counter()
         for device_id in device_ids:
             url = f"{full.api_url}/projects/{full.project_id}/devices/{device_id}/events"

@@ -20,6 +20,7 @@ import disruptive
 from benchmarks.follower_throughput import measure
 from benchmarks.official import use_official_client
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.testing import tap_config
 
 # Faster than either consumer, but not so much faster that a million events leave the emulator holding a
 # backlog past its slow-consumer limit (it would cut the tap off, as a real server does).
@@ -49,7 +50,7 @@ def main(events: int = EVENTS) -> None:
                 yield 1
 
         base_rate, base_cpu_rate, _ = measure(official())
-        config = emulator.tap_config(max_events=events)
+        config = tap_config(emulator, max_events=events)
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         tap = subprocess.Popen(

@@ -15,6 +15,7 @@ import aiohttp
 from airflow_provider.triggers.disruptive import DisruptiveEventTrigger
 from benchmarks.measure import rss_bytes
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.testing import airflow_connection
 
 ROUNDS = 100
 CONCURRENT = (50, 200, 1000)
@@ -110,7 +111,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> None:
     with EmulatorProcess("--rate", "0", "--history-span", "0") as emulator:
-        os.environ["AIRFLOW_CONN_DISRUPTIVE_DEFAULT"] = emulator.airflow_connection()
+        os.environ["AIRFLOW_CONN_DISRUPTIVE_DEFAULT"] = airflow_connection(emulator)
         device_id = emulator.create_device("touch")
 
         async def run() -> list[str]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.testing import meltano_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = ROOT / ".meltano-venv" / "bin" / "meltano"
@@ -28,7 +29,7 @@ def main() -> int:
             "MELTANO_ENVIRONMENT": "emulator",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-            **emulator.meltano_environment(),
+            **meltano_environment(emulator),
         }
         command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
         print("$ " + " ".join(command[1:]) + "   (follows the live stream for 15 s)", flush=True)

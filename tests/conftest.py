@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
-from tests.services import Postgres, postgres_cluster
-
-# A quiet emulator: no simulated traffic, so every event in a test is one the test published.
-QUIET = ("--rate", "0", "--history-span", "0", "--indexing-delay", "0.2")
-
-StartEmulator = Callable[..., EmulatorProcess]
+from tests.support.emulators import QUIET, StartEmulator
+from tests.support.services import Postgres, postgres_cluster
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
-from tests.conftest import QUIET, StartEmulator
-from tests.services import ROOT
-from tests.wire import wait_until
+from tap_disruptive.testing import airflow_connection, wait_until
+from tests.support.emulators import QUIET, StartEmulator
+from tests.support.services import ROOT
 
 EXAMPLES = ROOT / "airflow_provider" / "example_dags"
-RUNNER = Path(__file__).parent / "airflow_run.py"
+RUNNER = Path(__file__).parent / "support" / "airflow_run.py"
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,6 @@ def airflow_home() -> Iterator[dict[str, str]]:
     yield environment
 
 
-def connection(emulator: EmulatorProcess) -> str:
-    return emulator.airflow_connection()
-
-
 def run_dag(
     environment: dict[str, str],
     emulator: EmulatorProcess,
@@ -55,7 +51,7 @@ def run_dag(
     while_running: Callable[[], None],
     **extra_env: str,
 ) -> dict[str, Any]:
-    env = {**environment, "AIRFLOW_CONN_DISRUPTIVE_DEFAULT": connection(emulator), **extra_env}
+    env = {**environment, "AIRFLOW_CONN_DISRUPTIVE_DEFAULT": airflow_connection(emulator), **extra_env}
     process = subprocess.Popen(
         [sys.executable, str(RUNNER), str(EXAMPLES / dag_file), dag_id],
         env=env,

@@ -16,7 +16,7 @@ from airflow_provider.sensors.disruptive import DisruptiveEventSensor
 from airflow_provider.triggers.disruptive import POSITION_KEY, DisruptiveEventTrigger
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
-from tests.test_airflow_dags import connection
+from tap_disruptive.testing import airflow_connection
 
 
 class MemoryStateStore:
@@ -34,7 +34,7 @@ class MemoryStateStore:
 
 @pytest.fixture
 def dt_connection(monkeypatch: pytest.MonkeyPatch, quiet_emulator: EmulatorProcess) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", connection(quiet_emulator))
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", airflow_connection(quiet_emulator))
     return quiet_emulator
 
 
@@ -158,12 +158,12 @@ def test_hook_test_connection_really_checks(
 ) -> None:
     ok, message = DisruptiveHook().test_connection()
     assert ok and "connected to project" in message
-    wrong = json.loads(connection(dt_connection))
+    wrong = json.loads(airflow_connection(dt_connection))
     wrong["password"] = "a-wrong-secret-of-proper-length-0000000"
     monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(wrong))
     ok, message = DisruptiveHook().test_connection()
     assert not ok and "refused" in message and wrong["password"] not in message
-    unknown = json.loads(connection(dt_connection))
+    unknown = json.loads(airflow_connection(dt_connection))
     unknown["extra"]["project_id"] = "c0nosuchproject00000"
     monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(unknown))
     ok, message = DisruptiveHook().test_connection()

@@ -14,8 +14,8 @@ from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.event_types import EVENT_TYPES
 from tap_disruptive.model.ids import ID_PATTERN, id_seconds
 from tap_disruptive.model.times import parse_timestamp
-from tests.conftest import StartEmulator
-from tests.wire import wait_until
+from tap_disruptive.testing import wait_until
+from tests.support.emulators import StartEmulator, list_devices
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -144,7 +144,7 @@ def test_basic_auth_can_be_switched_off(start_emulator: StartEmulator) -> None:
 
 
 def test_simulated_project_has_every_device_type(shared_quiet_emulator: EmulatorProcess) -> None:
-    devices = shared_quiet_emulator.devices()
+    devices = list_devices(shared_quiet_emulator)
     assert {device["type"] for device in devices} == DEVICE_TYPE_NAMES
     for device in devices:
         project, device_id = device["name"].split("/")[1], device["name"].split("/")[3]
@@ -173,38 +173,38 @@ def test_device_paging_in_both_spellings(
         if token == "":
             break
     assert pages == 5  # 24 devices in pages of 5
-    assert sorted(seen) == sorted(device["name"] for device in shared_quiet_emulator.devices())
+    assert sorted(seen) == sorted(device["name"] for device in list_devices(shared_quiet_emulator))
     assert len(set(seen)) == 24
 
 
 def test_device_filters_in_both_spellings(shared_quiet_emulator: EmulatorProcess) -> None:
     emulator = shared_quiet_emulator
-    all_devices = emulator.devices()
+    all_devices = list_devices(emulator)
     some = [all_devices[1]["name"].split("/")[-1], all_devices[5]["name"].split("/")[-1]]
-    snake = emulator.devices(device_ids=some)
-    camel = emulator.devices(deviceIds=some)
+    snake = list_devices(emulator, device_ids=some)
+    camel = list_devices(emulator, deviceIds=some)
     assert [d["name"].split("/")[-1] for d in snake] == some == [d["name"].split("/")[-1] for d in camel]
-    temperature = emulator.devices(device_types=["temperature"])
+    temperature = list_devices(emulator, device_types=["temperature"])
     assert temperature and {d["type"] for d in temperature} == {"temperature"}
-    assert emulator.devices(deviceTypes=["temperature"]) == temperature
+    assert list_devices(emulator, deviceTypes=["temperature"]) == temperature
 
 
 def test_label_filters_key_value_and_bare_key(shared_quiet_emulator: EmulatorProcess) -> None:
     emulator = shared_quiet_emulator
-    all_devices = emulator.devices()
+    all_devices = list_devices(emulator)
     room = all_devices[0]["labels"]["room"]
-    in_room = emulator.devices(label_filters=[f"room={room}"])
+    in_room = list_devices(emulator, label_filters=[f"room={room}"])
     assert in_room == [d for d in all_devices if d["labels"].get("room") == room]
-    assert emulator.devices(label_filters=["room"]) == all_devices
-    assert emulator.devices(label_filters=["no-such-label"]) == []
+    assert list_devices(emulator, label_filters=["room"]) == all_devices
+    assert list_devices(emulator, label_filters=["no-such-label"]) == []
     floor = all_devices[0]["labels"]["floor"]
-    both = emulator.devices(label_filters=[f"room={room}", f"floor={floor}"])
+    both = list_devices(emulator, label_filters=[f"room={room}", f"floor={floor}"])
     assert both == [d for d in in_room if d["labels"]["floor"] == floor]
 
 
 def test_get_one_device_and_unknown_ones(shared_quiet_emulator: EmulatorProcess) -> None:
     emulator = shared_quiet_emulator
-    device = emulator.devices()[3]
+    device = list_devices(emulator)[3]
     device_id = device["name"].split("/")[-1]
     one = emulator.http.get(f"{devices_url(emulator)}/{device_id}", timeout=10)
     assert one.json() == device
@@ -330,9 +330,9 @@ def test_pregenerated_history_spans_what_was_asked(start_emulator: StartEmulator
 
 
 def test_the_same_seed_gives_the_same_devices(start_emulator: StartEmulator) -> None:
-    first = start_emulator("--rate", "0", "--history-span", "0", "--seed", "7").devices()
-    second = start_emulator("--rate", "0", "--history-span", "0", "--seed", "7").devices()
-    other = start_emulator("--rate", "0", "--history-span", "0", "--seed", "8").devices()
+    first = list_devices(start_emulator("--rate", "0", "--history-span", "0", "--seed", "7"))
+    second = list_devices(start_emulator("--rate", "0", "--history-span", "0", "--seed", "7"))
+    other = list_devices(start_emulator("--rate", "0", "--history-span", "0", "--seed", "8"))
     strip = [(d["name"], d["type"], d["labels"]) for d in first]
     assert strip == [(d["name"], d["type"], d["labels"]) for d in second]
     assert strip != [(d["name"], d["type"], d["labels"]) for d in other]

@@ -11,8 +11,9 @@ import requests
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.ids import ID_PATTERN
-from tests.conftest import StartEmulator
-from tests.wire import LineReader, open_stream, wait_until
+from tap_disruptive.testing import wait_until
+from tests.support.emulators import StartEmulator
+from tests.support.stream_reader import LineReader, open_stream
 
 
 def stream_url(emulator: EmulatorProcess, device_id: str | None = None) -> str:

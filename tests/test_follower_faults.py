@@ -12,9 +12,9 @@ import pytest
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tests.conftest import StartEmulator
-from tests.follow_harness import FAST, FollowThread, now_stamp, settings_for
-from tests.wire import wait_until
+from tap_disruptive.testing import wait_until
+from tests.support.emulators import StartEmulator, list_devices
+from tests.support.follow import FAST, FollowThread, now_stamp, settings_for
 
 FAULTS: dict[str, list[dict[str, Any]]] = {
     "cut": [{"kind": "cut", "after_events": 3}],
@@ -129,7 +129,7 @@ def test_nothing_lost_nothing_twice(start_emulator: StartEmulator, case: str, us
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_filtered_follow_under_faults(start_emulator: StartEmulator, use_async: bool) -> None:
     emulator = start_emulator(*EMULATOR)
-    devices = emulator.devices()
+    devices = list_devices(emulator)
     room = devices[0]["labels"]["room"]
     kinds = ["temperature", "networkStatus", "touch"]
     event_filter = EventFilter.of(label_filters={"room": room, "floor": None}, event_types=kinds)

@@ -11,7 +11,7 @@ import pytest
 from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tests.simulation import SETTINGS, World
+from tests.support.simulation import SETTINGS, World
 
 OVERLAP = SETTINGS.gap_overlap
 DEVICES = ("dev00", "dev01", "dev02", "dev03")

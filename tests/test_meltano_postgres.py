@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tap_disruptive.emulator.process import EmulatorProcess
-from tests.conftest import StartEmulator
-from tests.services import MELTANO, ROOT, TARGET_POSTGRES, Postgres, meltano_environment
-from tests.tap_helpers import TAP, tap_config, write_json
+from tap_disruptive.testing import meltano_environment, tap_config
+from tests.support.emulators import StartEmulator
+from tests.support.services import MELTANO, ROOT, TARGET_POSTGRES, Postgres, meltano_process_environment
+from tests.support.tap_runs import TAP, write_json
 
 EMULATOR = ("--rate", "60", "--history-span", "600", "--history-interval", "60", "--indexing-delay", "1")
 
@@ -23,14 +24,14 @@ def meltano_run(
 ) -> subprocess.CompletedProcess[str]:
     extra = {
         "MELTANO_ENVIRONMENT": "emulator",
-        **emulator.meltano_environment(),
+        **meltano_environment(emulator),
         **postgres.environment(database),
         **{f"TAP_DISRUPTIVE_{name.upper()}": value for name, value in settings.items()},
     }
     return subprocess.run(
         [str(MELTANO), "run", "tap-disruptive", "target-postgres"],
         cwd=ROOT,
-        env=meltano_environment(state_dir, extra),
+        env=meltano_process_environment(state_dir, extra),
         capture_output=True,
         text=True,
         timeout=300,

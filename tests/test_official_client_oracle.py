@@ -20,8 +20,8 @@ from benchmarks.official import use_official_client
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import LABELS_CHANGED
-from tests.conftest import StartEmulator
-from tests.wire import wait_until
+from tap_disruptive.testing import wait_until
+from tests.support.emulators import StartEmulator
 
 # The official client's class for each event type.
 EVENT_CLASSES = {

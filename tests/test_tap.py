@@ -13,9 +13,9 @@ import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
-from tests.conftest import QUIET, StartEmulator
-from tests.tap_helpers import TAP, bookmark, last_state, records, run_tap, tap_config, write_json
-from tests.wire import wait_until
+from tap_disruptive.testing import tap_config, wait_until
+from tests.support.emulators import QUIET, StartEmulator
+from tests.support.tap_runs import TAP, bookmark, last_state, records, run_tap, write_json
 
 EVENT_COLUMNS = {
     "event_id",

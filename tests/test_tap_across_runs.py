@@ -14,8 +14,9 @@ from typing import Any
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
-from tests.conftest import StartEmulator
-from tests.tap_helpers import TAP, bookmark, messages, tap_config, write_json
+from tap_disruptive.testing import tap_config
+from tests.support.emulators import StartEmulator
+from tests.support.tap_runs import TAP, bookmark, messages, write_json
 
 # An hour of history on 48 devices, a reading each 30 s (5,760 events), pages of 7, 5 events/s live.
 EMULATOR = (

@@ -8,7 +8,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.tap.plugin import TapDisruptive
-from tests.tap_helpers import tap_config
+from tap_disruptive.testing import tap_config
 
 # The SDK builds its test class when this module is imported, with the config in hand: the emulator
 # starts here and stops when the test run ends.

@@ -1,4 +1,6 @@
-"""Run the emulator as a child process: for tests, demos and users' own pipeline tests.
+"""Run the emulator as a child process: for tests, demos and users' own pipeline tests. It speaks the
+emulator's own API (create, publish, faults, ledger); what other tools need to reach it is built in
+`tap_disruptive.testing`.
 
 with EmulatorProcess("--rate", "5") as emulator:
     print(emulator.api_url, emulator.project_id)
@@ -98,60 +100,12 @@ class EmulatorProcess:
     def email(self) -> str:
         return str(self.info["email"])
 
-    # --- configuration for the tools that use it --------------------------------------------------------
-
-    def tap_config(self, **settings: Any) -> dict[str, Any]:
-        """A tap-disruptive config pointing at this emulator, with any other settings given."""
-        return {
-            "project_ids": [self.project_id],
-            "key_id": self.key_id,
-            "key_secret": self.key_secret,
-            "email": self.email,
-            "api_url": self.api_url,
-            "token_url": self.token_url,
-            **settings,
-        }
-
-    def meltano_environment(self) -> dict[str, str]:
-        """The variables meltano.yml's `emulator` environment reads."""
-        return {
-            "DT_EMULATOR_PROJECT_ID": self.project_id,
-            "DT_EMULATOR_KEY_ID": self.key_id,
-            "DT_EMULATOR_KEY_SECRET": self.key_secret,
-            "DT_EMULATOR_EMAIL": self.email,
-            "DT_EMULATOR_API_URL": self.api_url,
-            "DT_EMULATOR_TOKEN_URL": self.token_url,
-        }
-
-    def airflow_connection(self) -> str:
-        """An Airflow connection (JSON, for AIRFLOW_CONN_<ID>) of type `disruptive` for this emulator."""
-        extra = {
-            "email": self.email,
-            "project_id": self.project_id,
-            "api_url": self.api_url,
-            "token_url": self.token_url,
-        }
-        return json.dumps(
-            {"conn_type": "disruptive", "login": self.key_id, "password": self.key_secret, "extra": extra}
-        )
-
     # --- the emulator API ----------------------------------------------------------------------------
 
     def _ok(self, response: requests.Response) -> Any:
         if response.status_code >= 400:
             raise RuntimeError(f"emulator answered {response.status_code}: {response.text[:200]}")
         return response.json()
-
-    def devices(self, **params: Any) -> list[dict[str, Any]]:
-        url = f"{self.api_url}/projects/{self.project_id}/devices"
-        found: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = self._ok(self.http.get(url, params={**params, "page_token": token}, timeout=30))
-            found += page["devices"]
-            token = page["nextPageToken"]
-            if not token:
-                return found
 
     def create_device(self, device_type: str, labels: dict[str, str] | None = None) -> str:
         url = f"{self.api_url}/projects/{self.project_id}/devices"

@@ -12,10 +12,11 @@ from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
 from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
-from tap_disruptive.client.protocol.settings import ClientSettings, Credentials
-from tap_disruptive.client.protocol.stats import FollowerStats
+from tap_disruptive.client.protocol.settings import ClientSettings
+from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
+from tap_disruptive.testing import client_settings
 
 # Quick reflexes for tests: pings twice a second, short backoff, history re-read after 2.5 s
 # (the test emulator indexes after 1 s).
@@ -31,9 +32,7 @@ FAST = {
 
 
 def settings_for(emulator: EmulatorProcess, basic_auth: bool = False, **overrides: Any) -> ClientSettings:
-    credentials = Credentials(emulator.key_id, emulator.key_secret, emulator.email, basic_auth=basic_auth)
-    values = {**FAST, **overrides}
-    return ClientSettings(credentials, api_url=emulator.api_url, token_url=emulator.token_url, **values)
+    return client_settings(emulator, basic_auth, **{**FAST, **overrides})
 
 
 def now_stamp(offset: float = 0.0) -> str:
@@ -53,7 +52,7 @@ class FollowThread:
     ) -> None:
         self.events: list[Event] = []
         self.failure: BaseException | None = None
-        self.stats: FollowerStats | None = None
+        self.stats: ClientStats | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         target = self._run_async if use_async else self._run_sync

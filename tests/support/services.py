@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / "scripts" / "pg_cluster.sh"
 MELTANO = ROOT / ".meltano-venv" / "bin" / "meltano"
 TARGET_POSTGRES = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres"
@@ -70,7 +70,7 @@ def postgres_cluster() -> Iterator[Postgres]:
         subprocess.run([str(PG_SCRIPT), "stop", directory], check=False)
 
 
-def meltano_environment(state_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+def meltano_process_environment(state_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     return {
         **os.environ,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",

@@ -1,4 +1,4 @@
-"""Test helpers for reading a stream connection line by line in a background thread."""
+"""Reading a raw stream connection line by line in a background thread (the emulator's tests)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -63,12 +62,3 @@ def open_stream(
     response = session.get(url, params=params, headers=headers, stream=True, timeout=(10, 30))
     response.raise_for_status()
     return LineReader(response)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

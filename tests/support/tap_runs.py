@@ -8,13 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tap_disruptive.emulator.process import EmulatorProcess
-
 TAP = Path(sys.executable).parent / "tap-disruptive"
-
-
-def tap_config(emulator: EmulatorProcess, **settings: Any) -> dict[str, Any]:
-    return emulator.tap_config(**settings)
 
 
 def write_json(path: Path, value: Any) -> Path:
