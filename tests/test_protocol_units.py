@@ -36,7 +36,7 @@ def settings(**overrides: Any) -> ClientSettings:
 
 
 def event(device_id: str = "d1", event_type: str = "touch", event_id: str = "e1") -> Event:
-    return Event(
+    return Event.from_mapping(
         {
             "eventId": event_id,
             "targetName": f"projects/p1/devices/{device_id}",
@@ -185,7 +185,7 @@ def test_recent_ids_drop_repeats_and_stay_bounded() -> None:
 
 def test_recent_ids_forget_by_dts_clock_not_by_an_event_stamped_ahead() -> None:
     now = "2026-01-01T12:00:00.000000Z"
-    recent = RecentIds(retention=60.0, capacity=10_000, now_stamp=lambda: now)
+    recent = RecentIds(retention=60.0, capacity=100_000, now_stamp=lambda: now)
     for index in range(2048):
         recent.add(f"id{index}", "2026-01-01T11:59:59.000000Z")
         if index == 100:

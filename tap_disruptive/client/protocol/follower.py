@@ -120,7 +120,8 @@ class Follower:
             capacity=settings.dedupe_capacity,
             now_stamp=self.clock.now_stamp,
         )
-        # What the follower owes: events from here on (the start time, else when the stream first opens).
+        # What the follower owes: events from its start time on. Following from now (no start time), the
+        # claims are what the stream itself vouches for, nothing more.
         self._origin = self.start_time
         # History to read: the catch-up or a gap (at most one), and re-reads after the indexing delay.
         self._gap = PendingRead(self.start_time, None, 0.0, False) if self.start_time else None
@@ -244,10 +245,6 @@ class Follower:
         self._connected = True
         opened = self.clock.now_stamp()
         self._stream_whole_until(opened)
-        if self._origin is None:
-            # Following from now: what is owed starts with the stream. DT's Date header is whole seconds
-            # (and may be written a moment before the stream takes over), so a second later.
-            self._origin = shift(opened, 1.0)
         # Re-reads of history read before the stream opened: everything that reached DT before the
         # opening is in history once the indexing delay has passed; what came after is on the stream.
         due = self._monotonic() + settings.indexing_delay

@@ -9,13 +9,13 @@ density of the history, so that one slice holds about `slice_events / 2` events.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
 
 from tap_disruptive.client.protocol.commands import Answer, Command
-from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.errors import TransientError
+from tap_disruptive.client.protocol.events import Event, history_page
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.http import HttpRequest
-from tap_disruptive.client.protocol.rest import Rest, json_object, page
+from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.times import shift, stamp_micros
@@ -86,7 +86,10 @@ class HistoryReader:
                 )
                 next_tokens: dict[str, str] = {}
                 for device_id, response in zip(order, responses, strict=True):
-                    items, token = page(json_object(response, "event history"), "events")
+                    try:
+                        items, token = history_page(response.body)
+                    except ValueError as error:
+                        raise TransientError(str(error), kind="bad_answer") from None
                     self._collect(items, start, end, found)
                     if token:
                         next_tokens[device_id] = token
@@ -102,11 +105,11 @@ class HistoryReader:
         params = [*base, ("page_token", token)] if token else base
         return self.rest.build(f"/projects/{self.project_id}/devices/{device_id}/events", params, "history")
 
-    def _collect(self, items: list[Any], start: str, end: str | None, found: dict[str, Event]) -> None:
-        for item in items:
-            try:
-                event = Event(item)
-            except ValueError:
+    def _collect(
+        self, items: list[Event | ValueError], start: str, end: str | None, found: dict[str, Event]
+    ) -> None:
+        for event in items:
+            if isinstance(event, ValueError):
                 self.stats.faults["malformed_history_event"] += 1
                 continue
             # Within the slice only: the allowance before its start, and a server whose end_time is
