@@ -17,6 +17,7 @@ from tap_disruptive.client.protocol.bookmarks import Position
 from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.model.times import format_timestamp
 
 # Where an asset watcher keeps its position: every event up to a time dealt with, and those after it
 # that it fired on, so that a re-created watcher fires on everything else exactly once, in time order.
@@ -25,7 +26,7 @@ POSITION_KEY = "disruptive_position"
 
 def event_document(event: Event) -> dict[str, Any]:
     """The event as DT sends it, plus its device and project ids: what conditions see and XCom holds."""
-    return {**event.raw, "device_id": event.device_id, "project_id": event.project_id}
+    return {**event.as_dict(), "device_id": event.device_id, "project_id": event.project_id}
 
 
 class DisruptiveEventTrigger(BaseEventTrigger):
@@ -130,7 +131,13 @@ class DisruptiveEventTrigger(BaseEventTrigger):
         it moves, and returned as it stands once the matches are fired on."""
         deadline = None if self.window_seconds is None else time.monotonic() + self.window_seconds
         matches: list[dict[str, Any]] = []
-        start = self.start_time if position is None or position.until is None else position.until
+        if position is None:
+            start = self.start_time
+        elif position.until is None:
+            # A watcher's first life: what happens from now on (DT's history of the wait so far is read).
+            start = self.start_time or format_timestamp(time.time())
+        else:
+            start = position.until
         saved_at = time.monotonic()
         # Firing on the first match, or once per match, goes in time order; a window takes what comes.
         stream = client.follow(project_id, self.event_filter, start, in_order=not self.collects)
