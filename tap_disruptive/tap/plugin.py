@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-import threading
 from functools import cached_property
-from types import FrameType
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
@@ -17,15 +15,18 @@ from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
-from tap_disruptive.tap.output import whole_line_stdout
+from tap_disruptive.tap.output import SingerLineWriter, whole_line_stdout
+from tap_disruptive.tap.sdk_seams import StopsAtCheckpoints
 from tap_disruptive.tap.settings import TapConfig
 from tap_disruptive.tap.streams import DevicesStream, EventsStream
 
 
-class TapDisruptive(Tap):
+class TapDisruptive(StopsAtCheckpoints, Tap):
     """Disruptive Technologies sensor events: history since the bookmark, then the live stream."""
 
     name = "tap-disruptive"
+    # Records in batches, with orjson; DT's payloads passed through as the JSON text they came as.
+    message_writer_class = SingerLineWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -105,17 +106,8 @@ class TapDisruptive(Tap):
         return TapConfig.from_config(self.config)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Set by SIGTERM or SIGINT: the run ends at its next checkpoint, with a final STATE.
-        self.stop_requested = threading.Event()
         super().__init__(*args, **kwargs)
         _ = self.tap_config  # every setting checked before anything is read or written
-
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """A first signal asks the run to end at its next checkpoint (within a second), so that no
-        message is cut in half by a STATE written from the signal handler; a second one ends it now."""
-        if self.stop_requested.is_set():
-            super()._handle_termination(signum, frame)
-        self.stop_requested.set()
 
     def discover_streams(self) -> list[Stream]:
         return [DevicesStream(self), EventsStream(self)]

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from singer_sdk import SchemaDirectory, Stream, StreamSchema
+from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.client.protocol.bookmarks import bookmark_after
-from tap_disruptive.model.times import format_timestamp, timestamp_seconds
-from tap_disruptive.tap.output import RecordWriter
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.model.times import canonical_timestamp, format_timestamp
 from tap_disruptive.tap.records import DeviceRegistry, device_record
+from tap_disruptive.tap.sdk_seams import BatchedRecords, BookmarksFromTheSource, StopsAtCheckpoints
 from tap_disruptive.tap.settings import TapConfig
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-SCHEMAS = SchemaDirectory(Path(__file__).parent / "schemas")
+SCHEMAS = Path(__file__).parent / "schemas"
+T = TypeVar("T")
+
+
+def load_schema(stream: str) -> dict[str, Any]:
+    """A stream's JSON schema, from its data file (read once: the SDK looks at it for every record)."""
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{stream}.json").read_text())
+    return schema
+
+
 # STATE is written at least this often while events flow (and at every end), so a stop loses nothing.
 STATE_INTERVAL = 5.0
 # A device seen in an event but missing from the last listing makes the tap list devices again, at most
@@ -42,7 +54,7 @@ class DevicesStream(DisruptiveStream):
     name = "devices"
     primary_keys = ("device_id",)
     replication_key = None
-    schema = StreamSchema(SCHEMAS)
+    schema: ClassVar[dict[str, Any]] = load_schema("devices")
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         config = self.tap_config
@@ -54,45 +66,57 @@ class DevicesStream(DisruptiveStream):
                     yield device_record(device)
 
 
-class EventsStream(DisruptiveStream):
+class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
     """DT's events: history since the bookmark (or start_date), then the live stream until a bound."""
 
     name = "events"
     primary_keys = ("event_id",)
     replication_key = "timestamp"
-    schema = StreamSchema(SCHEMAS)
-    # Events of different devices, and events recovered from history, do not come in time order; the
-    # bookmark is the follower's "complete until" time, managed here rather than from record values.
+    schema: ClassVar[dict[str, Any]] = load_schema("events")
+    # Events of different devices, and events recovered from history, do not come in time order; each
+    # project's bookmark is the time up to which everything has been written, kept by get_records.
     is_sorted = False
     state_partitioning_keys = ("project_id",)
+    # Records are typed as the schema says by construction: no per-record conformance pass.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     @property
-    def partitions(self) -> list[dict[str, Any]]:
-        return [{"project_id": project_id} for project_id in self.tap_config.project_ids]
-
-    def get_replication_key_signpost(self, context: Context | None = None) -> None:
-        return None  # bookmarks only ever hold times up to which everything was written
+    def partitions(self) -> None:
+        """None: every project is followed at once, by one call of get_records, each with its own
+        bookmark. (As partitions, the SDK would read them one after another, and a live one never ends.)"""
+        return None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        # The SDK calls this only through _sync_records, which is replaced below.
-        raise NotImplementedError
+        """The records, one by one, for the SDK's own record path (stream maps, flattening, selection)."""
+        batches = self.record_batches(DeviceRegistry.record)
+        try:
+            records = next(batches)
+            while True:
+                yield from records  # each written by the SDK before the next is asked for
+                records = batches.send(len(records))
+        except StopIteration:
+            return
+        finally:
+            batches.close()
 
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> Generator[dict[str, Any], Any, Any]:
+    def record_batches(
+        self, registry_record: Callable[[DeviceRegistry, Event], T]
+    ) -> Generator[list[T], int, None]:
+        """The run: records a delivery at a time (empty ones too, so that bounds hold on a quiet stream),
+        each made by `registry_record` (as a dict, or as JSON text); the consumer sends back how many of
+        each batch it has written, and the bookmark moves to match."""
         config = self.tap_config
-        project_ids = [context["project_id"]] if context else list(config.project_ids)
-        starts = {project_id: self._resume_point({"project_id": project_id}) for project_id in project_ids}
+        tap: StopsAtCheckpoints = self._tap  # type: ignore[assignment]
+        project_ids = list(config.project_ids)
+        starts = {project_id: self._resume_point(project_id) for project_id in project_ids}
         if not config.live:
             # A history-only run with neither bookmark nor start_date reads the last day.
             day_ago = format_timestamp(time.time() - 86_400)
             starts = {project_id: start or day_ago for project_id, start in starts.items()}
-        bookmarks: dict[str, str | None] = {project_id: None for project_id in project_ids}
-        fast = write_messages and self._writes_records_as_they_are()
-        writer = RecordWriter(self.name)
+        bookmarks: dict[str, str | None] = dict.fromkeys(project_ids)
         registry = DeviceRegistry()
         bounds = config.bounds
-        emitted, started = 0, time.monotonic()
+        written, started = 0, time.monotonic()
         last_event = last_state = last_refresh = started
         # The first requests prove the address, credentials and projects; a few quick tries only, so a
         # wrong address fails in seconds rather than after the patience a long run deserves.
@@ -105,55 +129,36 @@ class EventsStream(DisruptiveStream):
                 for project_id, delivery in deliveries:
                     now = time.monotonic()
                     events = delivery.events
-                    taken = len(events)
                     if events:
                         last_event = now
                         if bounds.max_events is not None:
-                            events = events[: bounds.max_events - emitted]
+                            events = events[: bounds.max_events - written]
                         if now - last_refresh > DEVICE_REFRESH_INTERVAL and not all(
                             registry.knows(event.device_id) for event in events
                         ):
                             registry.load(client.devices(project_id, config.event_filter))
                             last_refresh = now
-                        records = [registry.record(event) for event in events]
-                        taken = yield from self._emit(
-                            records, emitted, writer if fast else None, write_messages
-                        )
-                        emitted += taken
+                    taken = yield [registry_record(registry, event) for event in events]
+                    written += taken
                     bookmarks[project_id] = bookmark_after(
                         bookmarks[project_id], delivery.events, delivery.complete_until, taken
                     )
                     self._checkpoint(project_id, bookmarks[project_id])
-                    if write_messages and now - last_state >= STATE_INTERVAL:
-                        self._write_state_message()
+                    if now - last_state >= STATE_INTERVAL:
+                        self.write_state_now()
                         last_state = now
-                    if _bound_reached(config, emitted, now - started, now - last_event):
+                    if _bound_reached(config, written, now - started, now - last_event):
                         break
-                    if self._tap.stop_requested.is_set():  # type: ignore[attr-defined]
+                    if tap.stop_requested.is_set():
                         self.logger.info("Stopping on a signal, at a checkpoint")
                         break
             finally:
                 deliveries.close()
-        self.logger.info("Wrote %d events in %.1f s", emitted, time.monotonic() - started)
+        self.logger.info("Wrote %d events in %.1f s", written, time.monotonic() - started)
 
-    def _emit(
-        self, records: list[dict[str, Any]], emitted: int, writer: RecordWriter | None, write_messages: bool
-    ) -> Generator[dict[str, Any], Any, int]:
-        """Write the records (all, or up to the SDK's test limit); returns how many were written."""
-        limit = self.ABORT_AT_RECORD_COUNT
-        if limit is not None and emitted + len(records) > limit:
-            records = records[: max(0, limit - emitted)]
-        if self.selected and write_messages:
-            if writer is not None:
-                writer.write(records)
-                self.state_manager.is_flushed = False
-            else:
-                for record in records:
-                    self._write_record_message(record)
-        yield from records
-        if limit is not None:
-            self._check_max_record_limit(current_record_index=emitted + len(records))
-        return len(records)
+    def record_json_batches(self) -> Generator[list[bytes], int, None]:
+        """The same run, records as JSON text, for the batched path (see `sdk_seams.BatchedRecords`)."""
+        return self.record_batches(DeviceRegistry.record_json)
 
     def _checkpoint(self, project_id: str, bookmark: str | None) -> None:
         """Advance the project's bookmark to the time up to which every event has been written."""
@@ -165,15 +170,16 @@ class EventsStream(DisruptiveStream):
             state["replication_key_value"] = bookmark
             self.state_manager.is_flushed = False
 
-    def _resume_point(self, context: dict[str, Any]) -> str | None:
-        """Where a project's reading starts: its bookmark (the follower's complete-until time, which
-        already allows for late arrivals), else start_date, else now (None)."""
-        self._write_starting_replication_value(context)
-        start = self.get_starting_replication_key_value(context)
-        return format_timestamp(timestamp_seconds(str(start))) if start else None
+    def _resume_point(self, project_id: str) -> str | None:
+        """Where a project's reading starts: its bookmark (a time up to which everything was written,
+        allowing already for late arrivals), else start_date, else now (None)."""
+        bookmark = self.get_context_state({"project_id": project_id}).get("replication_key_value")
+        if bookmark:
+            return canonical_timestamp(str(bookmark))
+        return self.tap_config.start_date
 
-    def _writes_records_as_they_are(self) -> bool:
-        """True when no stream map, flattening or deselected property changes records: the fast path."""
+    def writes_records_as_they_are(self) -> bool:
+        """True when no stream map, flattening or deselected property changes records."""
         maps = self.stream_maps
         if len(maps) != 1 or type(maps[0]) is not SameRecordTransform or maps[0].flattening_enabled:
             return False

@@ -1,0 +1,108 @@
+"""Where the tap leans on the Singer SDK beyond its public surface: every such place is here, and
+tests/test_sdk_seams.py fails loudly if the SDK changes beneath any of them.
+
+The SDK has no public hook for four things the tap needs:
+- bookmarks that are not the largest record value: ours come from the protocol (a time up to which
+  everything has been written), so the SDK must not move them from record values;
+- STATE written on a timer (the SDK writes it every `STATE_MSG_FREQUENCY` records), so that a quiet
+  stream's bookmark still reaches the target;
+- a signal that ends the run at its next checkpoint instead of writing STATE from the signal handler,
+  which can cut a RECORD in half;
+- records written a batch at a time: the SDK's record path (a message object, deselection, maps and a
+  write for every record) costs several times what reading DT's stream does. Where no stream map,
+  flattening or deselection changes records, batches go straight to the writer; otherwise the
+  stream's records go through the SDK's own path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+from singer_sdk import Stream, Tap
+
+from tap_disruptive.tap.output import SingerLineWriter
+
+# What the tap overrides or calls, and the parameters each is expected to take.
+SEAMS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "_increment_stream_state": (Stream, ("self", "latest_record", "context")),
+    "_write_state_message": (Stream, ("self",)),
+    "_handle_termination": (Tap, ("self", "signum", "frame")),
+    "_sync_records": (Stream, ("self", "context", "write_messages")),
+    "_check_max_record_limit": (Stream, ("self", "current_record_index")),
+}
+
+
+class BookmarksFromTheSource(Stream):
+    """A stream whose bookmarks its source sets (through `get_context_state`), not its record values."""
+
+    def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Any = None) -> None:
+        """Nothing: the records' own times say nothing of what has not been read yet."""
+
+    def write_state_now(self) -> None:
+        """Write a STATE message with the bookmarks as they stand."""
+        self._write_state_message()
+
+
+class StopsAtCheckpoints(Tap):
+    """A tap that a first SIGTERM or SIGINT asks to end at its next checkpoint (`stop_requested`),
+    with a final STATE written the ordinary way; a second one ends it at once, as the SDK does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.stop_requested = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # Only a flag: writing (or logging) here could interrupt a message being written.
+        if self.stop_requested.is_set():
+            super()._handle_termination(signum, frame)
+        self.stop_requested.set()
+
+
+class BatchedRecords(Stream):
+    """A stream that hands whole batches of records to the tap's `SingerLineWriter`.
+
+    The stream provides `record_json_batches()` (a generator of lists of records as JSON text, sent back
+    how many of each were written) and `writes_records_as_they_are()`. Counters, timers, the SDK's test
+    limit and the final STATE work as on the SDK's path; a stream that overrides `post_process` takes
+    the SDK's path.
+    """
+
+    def record_json_batches(self) -> Generator[list[bytes], int, None]:
+        raise NotImplementedError
+
+    def writes_records_as_they_are(self) -> bool:
+        raise NotImplementedError
+
+    def _sync_records(self, context: Any = None, *, write_messages: bool = True) -> Generator[Any, Any, Any]:
+        writer = getattr(self._tap, "message_writer", None)
+        batched = write_messages and self.selected and isinstance(writer, SingerLineWriter)
+        plain = type(self).post_process is Stream.post_process
+        if not (batched and plain and self.writes_records_as_they_are()):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        assert isinstance(writer, SingerLineWriter)
+        limit = self.ABORT_AT_RECORD_COUNT
+        written = 0
+        with self.get_record_counter() as counter, self.get_sync_timer():
+            batches = self.record_json_batches()
+            try:
+                records = next(batches)
+                while True:
+                    if limit is not None:
+                        records = records[: max(0, limit - written)]
+                    writer.write_record_lines(self.name, records, self._stream_version)
+                    self.state_manager.is_flushed = False
+                    counter.increment(len(records))
+                    written += len(records)
+                    yield from records
+                    if limit is not None:
+                        self._check_max_record_limit(current_record_index=written)
+                    records = batches.send(len(records))
+            except StopIteration:
+                pass
+            finally:
+                batches.close()
+        self._write_state_message()
