@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -11,9 +12,11 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
+from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
+from tap_disruptive.model.devices import Device
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
 from tap_disruptive.tap.output import SingerLineWriter, whole_line_stdout
 from tap_disruptive.tap.sdk_seams import StopsAtCheckpoints
@@ -108,6 +111,18 @@ class TapDisruptive(StopsAtCheckpoints, Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _ = self.tap_config  # every setting checked before anything is read or written
+
+    @cached_property
+    def first_listing(self) -> dict[str, list[Device]]:
+        """Each project's devices, listed once at the start of the run. These first requests prove the
+        address, the credentials and the projects, with a few quick tries only: a wrong address fails in
+        seconds rather than after the patience a long run deserves."""
+        config = self.tap_config
+        with DisruptiveClient(replace(config.client, max_attempts=3, backoff_cap=1.0)) as client:
+            return {
+                project_id: client.devices(project_id, config.event_filter)
+                for project_id in config.project_ids
+            }
 
     def discover_streams(self) -> list[Stream]:
         return [DevicesStream(self), EventsStream(self)]

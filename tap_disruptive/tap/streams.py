@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -16,6 +15,7 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.model.devices import Device
 from tap_disruptive.model.times import canonical_timestamp, format_timestamp
 from tap_disruptive.tap.records import DeviceRegistry, device_record
 from tap_disruptive.tap.sdk_seams import BatchedRecords, BookmarksFromTheSource, StopsAtCheckpoints
@@ -47,6 +47,11 @@ class DisruptiveStream(Stream):
         config: TapConfig = self._tap.tap_config  # type: ignore[attr-defined]
         return config
 
+    def first_listing(self) -> dict[str, list[Device]]:
+        """Each project's devices as listed at the start of the run (once, for both streams)."""
+        listing: dict[str, list[Device]] = self._tap.first_listing  # type: ignore[attr-defined]
+        return listing
+
 
 class DevicesStream(DisruptiveStream):
     """Every device the filter selects, in every project."""
@@ -57,13 +62,9 @@ class DevicesStream(DisruptiveStream):
     schema: ClassVar[dict[str, Any]] = load_schema("devices")
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        config = self.tap_config
-        with DisruptiveClient(config.client) as client:
-            for project_id in config.project_ids:
-                for device in client.devices(project_id, config.event_filter):
-                    if self._tap.stop_requested.is_set():  # type: ignore[attr-defined]
-                        return
-                    yield device_record(device)
+        for devices in self.first_listing().values():
+            for device in devices:
+                yield device_record(device)
 
 
 class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
@@ -113,16 +114,15 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
             # A history-only run with neither bookmark nor start_date reads the last day.
             day_ago = format_timestamp(time.time() - 86_400)
             starts = {project_id: start or day_ago for project_id, start in starts.items()}
+        for project_id, start in starts.items():
+            self.logger.info("Project %s: reading from %s", project_id, start or "now (the stream opens)")
         bookmarks: dict[str, str | None] = dict.fromkeys(project_ids)
         registry = DeviceRegistry()
         bounds = config.bounds
         written, started = 0, time.monotonic()
         last_event = last_state = last_refresh = started
-        # The first requests prove the address, credentials and projects; a few quick tries only, so a
-        # wrong address fails in seconds rather than after the patience a long run deserves.
-        with DisruptiveClient(replace(config.client, max_attempts=3, backoff_cap=1.0)) as preflight:
-            for project_id in project_ids:
-                registry.load(preflight.devices(project_id, config.event_filter))
+        for devices in self.first_listing().values():
+            registry.load(devices)
         with DisruptiveClient(config.client) as client:
             deliveries = client.follow_many(starts, config.event_filter, live=config.live)
             try:
