@@ -10,7 +10,7 @@ MELTANO_VENV := .meltano-venv
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_CLI_DISABLE_VERSION_CHECK := true
 
-.PHONY: demo test lint typecheck unit venv meltano bench clean
+.PHONY: demo test check lint typecheck unit venv meltano bench clean
 
 ## demo: the main job on the emulator: meltano run tap-disruptive target-duckdb, then what landed
 demo: venv meltano
@@ -28,8 +28,13 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 # End-to-end tests run `meltano run` and target-postgres: Meltano and its plugins are installed first.
+# Most tests wait on other processes, so four run at once even on two cores.
 unit: venv meltano
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 4
+
+## check: the edit loop: lint, type-check and the tests that need no process but the emulator's, quickly
+check: lint typecheck
+	SIMULATED_SCHEDULES=200 $(VENV)/bin/pytest -n 2 -m "not e2e"
 
 ## bench: run the benchmarks and print their ratios
 bench: venv

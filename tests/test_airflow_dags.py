@@ -21,6 +21,8 @@ from tap_disruptive.testing import airflow_connection, wait_until
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import ROOT
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLES = ROOT / "airflow_provider" / "example_dags"
 RUNNER = Path(__file__).parent / "support" / "airflow_run.py"
 

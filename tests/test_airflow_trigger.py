@@ -18,6 +18,8 @@ from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import airflow_connection
 
+pytestmark = pytest.mark.e2e
+
 
 class MemoryStateStore:
     """Stands in for Airflow's asset state store (what the triggerer injects into event triggers)."""

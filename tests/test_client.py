@@ -29,6 +29,8 @@ from tap_disruptive.testing import wait_until
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.follow import FAST, FollowThread, now_stamp, settings_for
 
+pytestmark = pytest.mark.e2e
+
 
 def first_of(
     settings: ClientSettings, follow: Callable[[Any], Any], use_async: bool, timeout: float = 30

@@ -16,6 +16,8 @@ from tap_disruptive.testing import wait_until
 from tests.support.emulators import StartEmulator, list_devices
 from tests.support.follow import FAST, FollowThread, now_stamp, settings_for
 
+pytestmark = pytest.mark.e2e
+
 FAULTS: dict[str, list[dict[str, Any]]] = {
     "cut": [{"kind": "cut", "after_events": 3}],
     "end": [{"kind": "end", "after_events": 3}],

@@ -23,6 +23,8 @@ from tap_disruptive.model.event_types import LABELS_CHANGED
 from tap_disruptive.testing import wait_until
 from tests.support.emulators import StartEmulator
 
+pytestmark = pytest.mark.e2e
+
 # The official client's class for each event type.
 EVENT_CLASSES = {
     "touch": "Touch",

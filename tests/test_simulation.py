@@ -7,6 +7,9 @@ order and nothing comes twice within a run; at the end, one more run catches up 
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -139,10 +142,38 @@ class AcrossRuns(RuleBasedStateMachine):
         assert lag <= SETTINGS.gap_overlap + SETTINGS.ping_interval + SETTINGS.ping_leeway, lag
 
 
-AcrossRuns.TestCase.settings = settings(
-    max_examples=2000, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-TestAcrossRuns = AcrossRuns.TestCase
+# Thousands of schedules, in parts that a parallel test run spreads over its workers; fewer on request
+# (SIMULATED_SCHEDULES), for a quick check while editing.
+SCHEDULES = int(os.environ.get("SIMULATED_SCHEDULES", "2000"))
+PARTS = 4
+
+
+MachineTestCase: Any = AcrossRuns.TestCase
+
+
+class _Part(MachineTestCase):  # type: ignore[misc]
+    settings = settings(
+        max_examples=max(1, SCHEDULES // PARTS),
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+class TestAcrossRunsPart1(_Part):
+    pass
+
+
+class TestAcrossRunsPart2(_Part):
+    pass
+
+
+class TestAcrossRunsPart3(_Part):
+    pass
+
+
+class TestAcrossRunsPart4(_Part):
+    pass
 
 
 def test_schedule_found_once_events_waiting_for_a_re_read_hold_the_bookmark_back() -> None:

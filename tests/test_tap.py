@@ -17,6 +17,8 @@ from tap_disruptive.testing import tap_config, wait_until
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.tap_runs import TAP, bookmark, last_state, records, run_tap, write_json
 
+pytestmark = pytest.mark.e2e
+
 EVENT_COLUMNS = {
     "event_id",
     "event_type",

@@ -12,11 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import tap_config
 from tests.support.emulators import StartEmulator
 from tests.support.tap_runs import TAP, bookmark, messages, write_json
+
+pytestmark = pytest.mark.e2e
 
 # An hour of history on 48 devices, a reading each 30 s (5,760 events), pages of 7, 5 events/s live.
 EMULATOR = (
@@ -52,7 +56,7 @@ def test_runs_stopped_in_the_middle_of_their_catch_up_lose_nothing(
         ({"max_duration": 1.5}, None),
         ({}, "SIGTERM"),
         ({}, "SIGKILL"),
-        ({"max_duration": 50}, None),  # the last run catches up and follows the stream for a while
+        ({"max_duration": 20}, None),  # the last run catches up and follows the stream for a while
     ):
         stdout = run({**base, **settings}, state, tmp_path, stop)
         # A killed run may have been cut in the middle of its last line.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import atexit
 
+import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.tap.plugin import TapDisruptive
 from tap_disruptive.testing import tap_config
+
+pytestmark = pytest.mark.e2e
 
 # The SDK builds its test class when this module is imported, with the config in hand: the emulator
 # starts here and stops when the test run ends.

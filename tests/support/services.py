@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -79,3 +80,16 @@ def meltano_process_environment(state_dir: Path, extra: dict[str, str]) -> dict[
         "MELTANO_STATE_BACKEND_URI": f"file://{state_dir}",
         **extra,
     }
+
+
+@contextmanager
+def meltano_lock() -> Iterator[None]:
+    """Held while a test runs a Meltano pipeline in this project, across test processes."""
+    path = ROOT / ".meltano" / "tests.lock"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
