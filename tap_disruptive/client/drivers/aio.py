@@ -73,23 +73,11 @@ class Driver:
 
     async def call(self, steps: Generator[Command, Answer, T]) -> T:
         """Run steps that deliver no events to the end, and return their result."""
-        answer: Answer = None
-        try:
-            while True:
-                try:
-                    command = steps.send(answer)
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                if isinstance(command, Delivery):
-                    if command.events:
-                        raise TypeError("steps run with call() must not deliver events; use drive()")
-                    answer = None
-                else:
-                    answer = await self._do(command)
-        finally:
-            steps.close()
-            self.close_stream()
+        results: list[T] = []
+        async for delivery in self.drive(_keeping_result(steps, results)):
+            if delivery.events:
+                raise TypeError("steps run with call() must not deliver events; use drive()")
+        return results[0]
 
     async def drive(self, steps: Generator[Command, Answer, Any]) -> AsyncIterator[Delivery]:
         """Run steps, yielding each delivery they make."""
@@ -195,9 +183,15 @@ class Driver:
         self._stream = None
 
 
-class AsyncEventStream:
-    """A followed stream: `async for` events, or `deliveries()` with their bookmarks; `stats` counts
-    what happened; `aclose()` ends it."""
+def _keeping_result(
+    steps: Generator[Command, Answer, T], results: list[T]
+) -> Generator[Command, Answer, None]:
+    results.append((yield from steps))
+
+
+class AsyncSubscription:
+    """What `follow` returns: `async for` its events, or `deliveries()` for them with their bookmarks;
+    `stats` counts what happened; `aclose()` ends it."""
 
     def __init__(self, driver: Driver, follower: Follower) -> None:
         self.follower = follower
@@ -287,7 +281,7 @@ class AsyncDisruptiveClient:
         live: bool = True,
         end_time: str | None = None,
         in_order: bool = False,
-    ) -> AsyncEventStream:
+    ) -> AsyncSubscription:
         """Follow the project's events through the filter: history from `start_time` first, in time order,
         then (with `live`) the stream; a history-only run (`live=False`) ends at `end_time`, else now.
         With `in_order`, events from the stream wait after it opens for history that could come before
@@ -302,7 +296,7 @@ class AsyncDisruptiveClient:
             in_order=in_order,
             tokens=self.tokens,
         )
-        return AsyncEventStream(Driver(self.settings, self._pool), follower)
+        return AsyncSubscription(Driver(self.settings, self._pool), follower)
 
     async def follow_many(
         self,
@@ -313,38 +307,38 @@ class AsyncDisruptiveClient:
         end_time: str | None = None,
     ) -> AsyncIterator[tuple[str, Delivery]]:
         """Follow several projects at once (`starts`: project id to start time), merged as they come."""
-        streams = {
+        subscriptions = {
             project_id: self.follow(project_id, event_filter, start, live=live, end_time=end_time)
             for project_id, start in starts.items()
         }
-        async for item in merge(streams):
+        async for item in merge(subscriptions):
             yield item
 
 
-async def merge(streams: dict[str, AsyncEventStream]) -> AsyncIterator[tuple[str, Delivery]]:
-    """The deliveries of several streams as they come, each with its stream's key; ends when all have
+async def merge(subscriptions: dict[str, AsyncSubscription]) -> AsyncIterator[tuple[str, Delivery]]:
+    """The deliveries of several subscriptions as they come, each with its key; ends when all have
     ended, and raises the first error any of them raised."""
-    if len(streams) == 1:
-        ((key, stream),) = streams.items()
+    if len(subscriptions) == 1:
+        ((key, subscription),) = subscriptions.items()
         try:
-            async for delivery in stream.deliveries():
+            async for delivery in subscription.deliveries():
                 yield key, delivery
         finally:
-            await stream.aclose()
+            await subscription.aclose()
         return
     queue: asyncio.Queue[tuple[str, Delivery] | BaseException | None] = asyncio.Queue(maxsize=16)
 
-    async def pump(key: str, stream: AsyncEventStream) -> None:
+    async def pump(key: str, subscription: AsyncSubscription) -> None:
         try:
-            async for delivery in stream.deliveries():
+            async for delivery in subscription.deliveries():
                 await queue.put((key, delivery))
             await queue.put(None)
-        except Exception as error:  # handed to the consumer, who stops every stream
+        except Exception as error:  # handed to the consumer, who stops every subscription
             await queue.put(error)
         finally:
-            await stream.aclose()
+            await subscription.aclose()
 
-    tasks = [asyncio.create_task(pump(key, stream)) for key, stream in streams.items()]
+    tasks = [asyncio.create_task(pump(key, subscription)) for key, subscription in subscriptions.items()]
     running = len(tasks)
     try:
         while running:

@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncEventStream
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncSubscription
 from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
@@ -48,11 +48,11 @@ class PrivateLoop:
             self.loop.close()
 
 
-class EventStream:
-    """A followed stream: iterate for events, or `deliveries()` for them with their bookmarks; `stats`
-    counts what happened; `close()` ends it."""
+class Subscription:
+    """What `follow` returns: iterate for its events, or `deliveries()` for them with their bookmarks;
+    `stats` counts what happened; `close()` ends it."""
 
-    def __init__(self, loop: PrivateLoop, stream: AsyncEventStream) -> None:
+    def __init__(self, loop: PrivateLoop, stream: AsyncSubscription) -> None:
         self.follower = stream.follower
         self.stats: ClientStats = stream.stats
         self._loop = loop
@@ -81,7 +81,7 @@ class EventStream:
             self._closed = True
             self._loop.run(self._stream.aclose())
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -139,13 +139,13 @@ class DisruptiveClient:
         live: bool = True,
         end_time: str | None = None,
         in_order: bool = False,
-    ) -> EventStream:
+    ) -> Subscription:
         """Follow the project's events through the filter, from `start_time` (history first) if given;
         see `AsyncDisruptiveClient.follow`."""
         stream = self.aio.follow(
             project_id, event_filter, start_time, live=live, end_time=end_time, in_order=in_order
         )
-        return EventStream(self._loop, stream)
+        return Subscription(self._loop, stream)
 
     def follow_many(
         self,
