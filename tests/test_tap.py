@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.model.device_types import DEVICE_TYPES
+from tap_disruptive.model.event_types import EVENT_TYPES
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import tap_config, wait_until
 from tests.support.emulators import QUIET, StartEmulator
@@ -101,6 +103,31 @@ def test_live_false_reads_history_and_ends(start_emulator: StartEmulator, tmp_pa
     ledger, _ = emulator.ledger()
     assert sorted(r["event_id"] for r in records(result.stdout)) == sorted(e["eventId"] for e in ledger)
     assert emulator.status()["connections_served"] == 0  # no stream was opened
+
+
+def test_events_of_every_type_published_just_before_a_bounded_run_are_all_written(
+    start_emulator: StartEmulator, tmp_path: Path
+) -> None:
+    # History shows an event 8 s after it happens: the run's first read of history misses them all, and
+    # its re-read after the indexing delay, due well within its idle timeout, must find them.
+    emulator = start_emulator("--rate", "0", "--history-span", "0", "--indexing-delay", "8")
+    config = tap_config(emulator, idle_timeout=2)
+    first = run_tap(config, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    published = set()
+    for device_type in DEVICE_TYPES.values():
+        device_id = emulator.create_device(device_type.name)
+        for event_type in (*device_type.event_types, *device_type.variant_event_types):
+            if event_type not in published:
+                emulator.publish(device_id, event_type)
+                published.add(event_type)
+    emulator.set_labels(device_id, {"room": "lab"})  # a labelsChanged event
+    published.add("labelsChanged")
+    assert published == set(EVENT_TYPES)
+    time.sleep(2)
+    second = run_tap({**config, "idle_timeout": 20}, tmp_path, state=last_state(first.stdout))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert {record["event_type"] for record in records(second.stdout)} == published
 
 
 def test_sigterm_writes_state_and_a_resumed_run_loses_nothing(

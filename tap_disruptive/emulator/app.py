@@ -280,7 +280,7 @@ class Emulator:
             raise ApiError(400, "labelsChanged events cannot be published; change the labels instead")
         if event_type not in EVENT_TYPES:
             raise ApiError(400, f"unknown event type: {event_type!r}")
-        if event_type not in DEVICE_TYPES[device.device_type].event_types:
+        if not DEVICE_TYPES[device.device_type].sends(event_type):
             raise ApiError(400, f"a {device.device_type} device does not send {event_type} events")
         if not isinstance(given, dict):
             raise ApiError(400, "the event payload must be an object")

@@ -15,10 +15,15 @@ class DeviceType:
     product_number: str
     # Event types the device emits, the first being its main reading.
     event_types: tuple[str, ...]
+    # Event types only a variant of the type sends (the temperature probe's wire status).
+    variant_event_types: tuple[str, ...] = ()
+
+    def sends(self, event_type: str) -> bool:
+        return event_type in self.event_types or event_type in self.variant_event_types
 
 
 _TYPES = (
-    DeviceType("temperature", "102067", ("temperature", *_SENSOR_COMMON)),
+    DeviceType("temperature", "102067", ("temperature", *_SENSOR_COMMON), ("probeWireStatus",)),
     DeviceType("proximity", "102064", ("objectPresent", *_SENSOR_COMMON)),
     DeviceType("touch", "100110", _SENSOR_COMMON),
     DeviceType("humidity", "101895", ("humidity", *_SENSOR_COMMON)),
