@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from tap_disruptive.emulator.process import EmulatorProcess
-from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
-from tap_disruptive.model.event_types import EVENT_TYPES
+from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES, DEVICE_TYPES
+from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
 from tap_disruptive.model.ids import ID_PATTERN, id_seconds
 from tap_disruptive.model.times import parse_timestamp
 from tap_disruptive.testing import wait_until
@@ -132,6 +132,15 @@ def test_basic_auth_with_key_id_and_secret(shared_quiet_emulator: EmulatorProces
     assert good.status_code == 200
     bad = requests.get(url, auth=(shared_quiet_emulator.key_id, "nope"), timeout=10)
     assert_dt_error(bad, 401)
+
+
+def test_basic_auth_is_for_the_api_not_the_token_endpoint(shared_quiet_emulator: EmulatorProcess) -> None:
+    emulator = shared_quiet_emulator
+    credentials = (emulator.key_id, emulator.key_secret)
+    token = requests.post(emulator.token_url, auth=credentials, timeout=10)
+    assert token.status_code == 400
+    assert token.json()["error"] == "invalid_grant"
+    assert requests.get(devices_url(emulator), auth=credentials, timeout=10).status_code == 200
 
 
 def test_basic_auth_can_be_switched_off(start_emulator: StartEmulator) -> None:
@@ -268,6 +277,74 @@ def test_publish_refuses_what_the_device_cannot_send(shared_quiet_emulator: Emul
     assert_dt_error(emulator.http.post(url, json={"labelsChanged": {}}, timeout=10), 400)
     assert_dt_error(emulator.http.post(url, json={"smell": {}}, timeout=10), 400)
     assert_dt_error(emulator.http.post(url, data="not json", timeout=10), 400)
+
+
+@pytest.mark.parametrize(
+    ("device_type", "body", "named"),
+    [
+        ("temperature", '{"temperature": {"value": "hot"}}', "temperature.value"),
+        ("temperature", '{"temperature": {"value": NaN}}', "temperature.value"),
+        ("temperature", '{"temperature": {"value": 1, "colour": "red"}}', "temperature.colour"),
+        ("temperature", '{"temperature": {"samples": [{"value": 1}]}}', "temperature.samples[0].sampleTime"),
+        ("temperature", '{"temperature": {"updateTime": "yesterday"}}', "temperature.updateTime"),
+        ("temperature", '{"temperature": {"isBackfilled": "no"}}', "temperature.isBackfilled"),
+        ("contact", '{"contact": {"state": "AJAR"}}', "contact.state"),
+        ("touchCounter", '{"touchCount": {"total": 2.5}}', "touchCount.total"),
+        ("humidity", '{"humidity": {"relativeHumidity": 140}}', "humidity.relativeHumidity"),
+        ("touch", '{"batteryStatus": {"percentage": true}}', "batteryStatus.percentage"),
+        (
+            "touch",
+            '{"networkStatus": {"cloudConnectors": [{"id": "c", "rssi": "weak"}]}}',
+            "networkStatus.cloudConnectors[0].rssi",
+        ),
+        ("ccon", '{"connectionStatus": {"available": ["WIFI"]}}', "connectionStatus.available[0]"),
+        ("touch", '{"touch": "now"}', "touch"),
+    ],
+)
+def test_publish_refuses_a_payload_the_event_type_cannot_carry(
+    shared_quiet_emulator: EmulatorProcess, device_type: str, body: str, named: str
+) -> None:
+    emulator = shared_quiet_emulator
+    device_id = emulator.create_device(device_type)
+    before = emulator.ledger_position()
+    url = f"{devices_url(emulator)}/{device_id}:publish"
+    answer = emulator.http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert assert_dt_error(answer, 400)["error"].startswith(f"{named} ")
+    assert emulator.ledger_position() == before
+
+
+def test_publish_fills_in_every_type_and_takes_dt_clients_own_shapes(
+    shared_quiet_emulator: EmulatorProcess,
+) -> None:
+    emulator = shared_quiet_emulator
+    for event_type, spec in EVENT_TYPES.items():
+        if event_type == LABELS_CHANGED:
+            continue
+        sender = next(kind for kind in DEVICE_TYPES.values() if kind.sends(event_type))
+        device_id = emulator.create_device(sender.name)
+        emulator.publish(device_id, event_type)
+        events, _ = emulator.ledger(device_ids=device_id)
+        assert set(events[-1]["data"][event_type]) >= set(spec.required_keys), event_type
+    # What DT's own client publishes: snake_case connectors, `celsius` samples, no desk remarks.
+    client_shapes: dict[str, tuple[str, dict[str, Any]]] = {
+        "networkStatus": (
+            "touch",
+            {"signalStrength": 80, "rssi": -60, "cloud_connectors": [{"id": "ccon1"}]},
+        ),
+        "humidity": (
+            "humidity",
+            {"temperature": 22.0, "relativeHumidity": 45.0, "samples": [{"celsius": 21.5}]},
+        ),
+        "deskOccupancy": ("deskOccupancy", {"state": "OCCUPIED"}),
+    }
+    for event_type, (device_type, payload) in client_shapes.items():
+        device_id = emulator.create_device(device_type)
+        emulator.publish(device_id, event_type, payload)
+    events, _ = emulator.ledger(event_types=list(client_shapes))
+    published = {event["eventType"]: event["data"][event["eventType"]] for event in events[-3:]}
+    assert published["networkStatus"]["cloudConnectors"][0]["id"] == "ccon1"
+    assert published["humidity"]["samples"][0]["temperature"] == 21.5
+    assert published["deskOccupancy"]["remarks"] == []
 
 
 def test_label_changes_produce_labels_changed_events(quiet_emulator: EmulatorProcess) -> None:

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from tap_disruptive.emulator.faults import FAULT_KINDS
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.ids import ID_PATTERN
 from tap_disruptive.testing import wait_until
@@ -243,6 +244,21 @@ def test_bad_fault_requests_are_refused(quiet_emulator: EmulatorProcess) -> None
     )
     assert quiet_emulator.http.post(url, json={"kind": "http", "status": 200}, timeout=10).status_code == 400
     assert quiet_emulator.http.post(url, json={"kind": "cut", "color": 1}, timeout=10).status_code == 400
+
+
+def test_status_counts_injected_faults_by_kind(quiet_emulator: EmulatorProcess) -> None:
+    none = dict.fromkeys(sorted(FAULT_KINDS), 0)
+    assert quiet_emulator.status()["faults_injected"] == none
+    quiet_emulator.inject("cut")
+    quiet_emulator.inject("cut", after_events=3)
+    quiet_emulator.inject("http", status=429)
+    url = f"{quiet_emulator.base_url}/_emulator/faults"
+    several = quiet_emulator.http.post(url, json=[{"kind": "blank"}, {"kind": "garbage"}], timeout=10)
+    assert several.json()["faults"] == 2
+    assert quiet_emulator.http.post(url, json={"kind": "meteor"}, timeout=10).status_code == 400
+    status = quiet_emulator.status()
+    assert status["faults_injected"] == {**none, "cut": 2, "http": 1, "blank": 1, "garbage": 1}
+    assert {"open_streams", "connections_served", "events_recorded", "tokens_issued"} <= set(status)
 
 
 def test_chaos_mode_injects_faults_while_sensors_publish(start_emulator: StartEmulator) -> None:

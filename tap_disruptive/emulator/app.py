@@ -18,7 +18,9 @@ from tap_disruptive.emulator.auth import Authenticator, InvalidGrant
 from tap_disruptive.emulator.config import EmulatorConfig
 from tap_disruptive.emulator.errors import ApiError, error_body, error_response
 from tap_disruptive.emulator.fanout import StreamHub, StreamWriter, Subscriber
-from tap_disruptive.emulator.faults import HTTP_FAULT, Fault, HttpFaults
+from tap_disruptive.emulator.faults import FAULT_KINDS, HTTP_FAULT, Fault, HttpFaults
+from tap_disruptive.emulator.logs import LOG, access_log
+from tap_disruptive.emulator.payload_checks import check_complete, check_published
 from tap_disruptive.emulator.payloads import complete_published
 from tap_disruptive.emulator.queries import (
     DeviceFilter,
@@ -33,7 +35,7 @@ from tap_disruptive.emulator.store import Device, EventStore
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
 from tap_disruptive.model.ids import EMULATED_DEVICE_PREFIX, IdFactory, split_target_name
-from tap_disruptive.model.times import format_timestamp, timestamp_seconds
+from tap_disruptive.model.times import stamp_and_seconds, timestamp_seconds
 
 DEVICE_PAGE_SIZE = 100
 EVENT_PAGE_SIZE = 100
@@ -84,12 +86,14 @@ class Emulator:
         self._emulated_ids = IdFactory()
         self.token_url = ""
         self.user_agents: Counter[str] = Counter()
+        # Every kind is listed from the start, so a reader sees zeros rather than missing keys.
+        self.faults_injected: Counter[str] = Counter(dict.fromkeys(sorted(FAULT_KINDS), 0))
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- application -------------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[access_log, self._middleware])
         projects = "/v2/projects/{project}"
         app.router.add_post("/oauth2/token", self.token)
         app.router.add_get("/v2/projects", self.list_projects)
@@ -130,12 +134,14 @@ class Emulator:
             if request.path.startswith(("/v2/", "/oauth2/")):
                 fault = self.http_faults.take(is_stream=request.path.endswith(":stream"))
                 if fault is not None:
+                    LOG.debug("%s %s answered by an injected http fault", request.method, request.path)
                     return fault_response(fault)
             if request.path.startswith("/v2/"):
                 self.user_agents[request.headers.get("User-Agent", "")] += 1
                 self.auth.check(request.headers.get("Authorization"))
             return await handler(request)
         except ApiError as error:
+            LOG.debug("%s %s refused: %s", request.method, request.path, error.message)
             return error_response(error.status, error.message, error.headers)
         except web.HTTPException as error:
             if error.status < 400:
@@ -157,6 +163,7 @@ class Emulator:
                 audiences,
             )
         except InvalidGrant as error:
+            LOG.debug("token refused: %s", error)
             # OAuth2 answers a refused grant with 400; DT's client reads that as "could not authenticate".
             body = {**error_body(400, "invalid_grant"), "error_description": str(error)}
             return _json(body, status=400)
@@ -282,17 +289,14 @@ class Emulator:
             raise ApiError(400, f"unknown event type: {event_type!r}")
         if not DEVICE_TYPES[device.device_type].sends(event_type):
             raise ApiError(400, f"a {device.device_type} device does not send {event_type} events")
-        if not isinstance(given, dict):
-            raise ApiError(400, "the event payload must be an object")
-        now = time.time()
+        check_published(event_type, given)
         stamp = given.get("updateTime")
-        try:
-            timestamp = timestamp_seconds(stamp) if isinstance(stamp, str) else now
-        except ValueError:
-            raise ApiError(400, f"updateTime is not an RFC 3339 timestamp: {stamp!r}") from None
-        payload = complete_published(
-            event_type, given, stamp if isinstance(stamp, str) else format_timestamp(now)
-        )
+        if stamp is None:
+            stamp, timestamp = stamp_and_seconds(time.time())
+        else:
+            timestamp = timestamp_seconds(stamp)
+        payload = complete_published(event_type, given, stamp)
+        check_complete(event_type, payload)
         self.store.record(device, event_type, json.dumps(payload, separators=(",", ":")), timestamp)
         return _json({})
 
@@ -409,19 +413,15 @@ class Emulator:
                 "simulated_events_skipped": self.simulator.skipped,
                 "tokens_issued": self.auth.tokens_issued,
                 "user_agents": dict(self.user_agents),
+                "faults_injected": dict(self.faults_injected),
             }
         )
 
     async def add_faults(self, request: web.Request) -> web.Response:
         body = await _json_body(request, allow_list=True)
         faults = [Fault.from_json(item) for item in (body if isinstance(body, list) else [body])]
-        streams = 0
-        for fault in faults:
-            if fault.kind == HTTP_FAULT:
-                self.http_faults.add(fault)
-            else:
-                streams = max(streams, self.hub.inject(fault))
-        return _json({"faults": len(faults), "open_streams_hit": streams})
+        streams = [self._inject(fault, "api") for fault in faults]
+        return _json({"faults": len(faults), "open_streams_hit": max(streams, default=0)})
 
     async def clear_faults(self, _request: web.Request) -> web.Response:
         self.http_faults.clear()
@@ -433,7 +433,22 @@ class Emulator:
         while True:
             await asyncio.sleep(rng.expovariate(1.0 / self.config.chaos_interval))
             if self.hub.open_count():
-                self.hub.inject(Fault(rng.choice(self.config.chaos_kinds), after_events=rng.randint(0, 5)))
+                self._inject(
+                    Fault(rng.choice(self.config.chaos_kinds), after_events=rng.randint(0, 5)), "chaos"
+                )
+
+    def _inject(self, fault: Fault, source: str) -> int:
+        """Schedule one fault, count it by kind and log it; returns the open streams it hits."""
+        detail = fault.describe()
+        if fault.kind == HTTP_FAULT:
+            self.http_faults.add(fault)
+            streams = 0
+        else:
+            streams = self.hub.inject(fault)
+            detail += f" open_streams_hit={streams}"
+        self.faults_injected[fault.kind] += 1
+        LOG.warning("fault injected: kind=%s source=%s %s", fault.kind, source, detail)
+        return streams
 
 
 async def _json_body(request: web.Request, allow_list: bool = False) -> Any:

@@ -1,117 +1,174 @@
-"""`disruptive-emulator`: run the emulator on loopback and print where it listens as one JSON line."""
+"""`disruptive-emulator`: run the emulator and print where it listens as one JSON line on stdout.
+
+Everything else goes to stderr as log lines: the start-up facts, one line per request, one per fault.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
+import ipaddress
 import json
 import signal
 import sys
+from collections import Counter
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from tap_disruptive.emulator import logs
 from tap_disruptive.emulator.app import Emulator
+from tap_disruptive.emulator.arguments import (
+    OneLineParser,
+    fault_kinds,
+    project_id,
+    real_number,
+    whole_number,
+)
 from tap_disruptive.emulator.config import EmulatorConfig
 from tap_disruptive.emulator.faults import STREAM_FAULTS
+from tap_disruptive.emulator.logs import LOG
+
+# Mean seconds between chaos faults when --chaos-kinds turns chaos on without --chaos.
+DEFAULT_CHAOS_INTERVAL = 10.0
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("tap-disruptive")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"  # a source tree that was never installed
 
 
 def _parser() -> argparse.ArgumentParser:
     defaults = EmulatorConfig()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="disruptive-emulator",
         description="A local Disruptive Technologies REST API: auth, devices, history, stream, "
-        "simulated sensors and fault injection.",
+        "simulated sensors and fault injection. Prints one JSON line with its addresses on stdout "
+        "when ready, and logs to stderr.",
     )
     add = parser.add_argument
-    add("--host", default=defaults.host, help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=defaults.port, help="port; 0 picks a free one (default %(default)s)")
+    add("--version", action="version", version=f"%(prog)s {package_version()}")
+    add(
+        "--host",
+        default=defaults.host,
+        help="address to listen on; with 0.0.0.0 or :: the printed URLs use loopback (default %(default)s)",
+    )
+    add(
+        "--port",
+        type=whole_number(0, 65535),
+        default=defaults.port,
+        help="port; 0 picks a free one (default %(default)s)",
+    )
     add(
         "--project-id",
         action="append",
         dest="project_ids",
         metavar="ID",
+        type=project_id,
         help=f"a project to serve; repeat for several (default {defaults.project_ids[0]})",
     )
     add(
         "--devices",
-        type=int,
+        type=whole_number(1),
         default=defaults.device_count,
         dest="device_count",
-        help="simulated devices per project, cycling through every device type (default %(default)s)",
+        help="simulated devices per project, at least 1, cycling through every device type "
+        "(default %(default)s)",
     )
     add("--seed", type=int, default=defaults.seed, help="random seed of devices and readings")
     add(
         "--rate",
-        type=float,
+        type=real_number(0),
         default=defaults.rate,
         help="simulated events per second over all devices; 0 = only what is published (default %(default)s)",
     )
     add(
         "--history-span",
-        type=float,
+        type=real_number(0),
         default=defaults.history_span,
-        help="seconds of pre-generated history (default %(default)s)",
+        help="seconds of pre-generated history; 0 = none (default %(default)s)",
     )
     add(
         "--history-interval",
-        type=float,
+        type=real_number(0, above=True),
         default=defaults.history_interval,
         help="seconds between pre-generated events of one device (default %(default)s)",
     )
     add(
         "--backfill-ratio",
-        type=float,
+        type=real_number(0, 1),
         default=defaults.backfill_ratio,
-        help="share of temperature/humidity readings that arrive late, backfilled (default %(default)s)",
+        help="share (0 to 1) of temperature/humidity readings that arrive late, backfilled "
+        "(default %(default)s)",
     )
     add(
         "--backfill-max-age",
-        type=float,
+        type=real_number(1),
         default=defaults.backfill_max_age,
-        help="how old a backfilled reading is at most, in seconds (default %(default)s)",
+        help="how old a backfilled reading is at most, in seconds; backfilled readings are at least "
+        "1 s late (default %(default)s)",
     )
     add("--key-id", default=defaults.key_id, help="service account key id (demo default)")
     add("--key-secret", default=defaults.key_secret, help="service account secret (demo default)")
     add("--email", default=defaults.email, help="service account email (demo default)")
-    add("--no-basic-auth", action="store_false", dest="basic_auth", help="refuse HTTP Basic auth")
+    add(
+        "--no-basic-auth",
+        action="store_false",
+        dest="basic_auth",
+        help="refuse HTTP Basic auth on the API (bearer tokens only)",
+    )
     add(
         "--token-lifetime",
-        type=float,
+        type=real_number(1),
         default=defaults.token_lifetime,
-        help="access token lifetime in seconds (default %(default)s)",
+        help="access token lifetime in seconds, at least 1 (default %(default)s)",
     )
     add(
         "--indexing-delay",
-        type=float,
+        type=real_number(0),
         default=defaults.indexing_delay,
         help="seconds before an event shows in history (default %(default)s)",
     )
     add(
         "--ping-interval",
-        type=float,
+        type=real_number(0, above=True),
         default=defaults.default_ping_interval,
         dest="default_ping_interval",
         help="stream ping interval when the client asks for none (default %(default)s)",
     )
     add(
         "--history-page-max",
-        type=int,
+        type=whole_number(1),
         default=defaults.history_page_max,
         help="largest history page served, whatever the client asks (default %(default)s)",
     )
     add(
         "--chaos",
-        type=float,
-        default=0.0,
+        type=real_number(0),
+        default=None,
         dest="chaos_interval",
         metavar="SECONDS",
-        help="inject a random stream fault every SECONDS on average (default off)",
+        help="inject a random stream fault every SECONDS on average; 0 = off (default off)",
     )
     add(
         "--chaos-kinds",
-        default=",".join(defaults.chaos_kinds),
-        help=f"comma-separated fault kinds for --chaos, of: {', '.join(sorted(STREAM_FAULTS))}",
+        type=fault_kinds,
+        default=None,
+        metavar="KINDS",
+        help="comma-separated fault kinds for chaos, of: "
+        f"{', '.join(sorted(STREAM_FAULTS))} (default {','.join(defaults.chaos_kinds)}); "
+        f"naming kinds turns chaos on, every {DEFAULT_CHAOS_INTERVAL:g} s unless --chaos says otherwise",
+    )
+    add(
+        "--log-level",
+        type=str.lower,
+        choices=list(logs.LEVELS),
+        default=defaults.log_level,
+        help="what to log on stderr: info adds start-up facts and one line per request to warning's "
+        "injected faults (default %(default)s)",
     )
     return parser
 
@@ -119,33 +176,73 @@ def _parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser = _parser()
     args = parser.parse_args(argv)
-    kinds = tuple(kind for kind in args.chaos_kinds.split(",") if kind)
-    if not set(kinds) <= STREAM_FAULTS:
-        parser.error(f"unknown chaos kind: {sorted(set(kinds) - STREAM_FAULTS)[0]}")
-    for name in (
-        "device_count",
-        "rate",
-        "history_span",
-        "token_lifetime",
-        "indexing_delay",
-        "chaos_interval",
-    ):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must not be negative")
-    if not 0 <= args.backfill_ratio <= 1:
-        parser.error("--backfill-ratio must be between 0 and 1")
-    if args.default_ping_interval <= 0:
-        parser.error("--ping-interval must be positive")
-    if args.history_page_max < 1:
-        parser.error("--history-page-max must be at least 1")
     values = vars(args)
-    values["chaos_kinds"] = kinds
-    values["project_ids"] = args.project_ids or EmulatorConfig().project_ids
+    values["project_ids"] = _distinct(parser, args.project_ids) or EmulatorConfig().project_ids
+    values["chaos_interval"], values["chaos_kinds"] = _chaos(parser, args.chaos_interval, args.chaos_kinds)
     return EmulatorConfig(**values)
+
+
+def _distinct(parser: argparse.ArgumentParser, project_ids: list[str] | None) -> list[str]:
+    given = project_ids or []
+    repeated = [project for project, times in Counter(given).items() if times > 1]
+    if repeated:
+        parser.error(f"argument --project-id: {repeated[0]} is given twice")
+    return given
+
+
+def _chaos(
+    parser: argparse.ArgumentParser, interval: float | None, kinds: tuple[str, ...] | None
+) -> tuple[float, tuple[str, ...]]:
+    """Chaos as asked; naming kinds is asking for it, at the default pace unless --chaos sets one."""
+    if kinds is None:
+        return interval or 0.0, EmulatorConfig().chaos_kinds
+    if interval == 0:
+        parser.error("argument --chaos-kinds: chaos is off with --chaos 0; leave out one or the other")
+    return interval or DEFAULT_CHAOS_INTERVAL, kinds
+
+
+def advertised_host(host: str) -> str:
+    """Where clients reach a server bound to `host`: loopback for a wildcard bind, else `host` itself."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "127.0.0.1"  # a name such as localhost, or "" for every interface
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _log_startup(config: EmulatorConfig, emulator: Emulator, port: int, base: str) -> None:
+    LOG.info(
+        "version %s listening on %s port %d; clients use %s",
+        package_version(),
+        config.host or "every interface",
+        port,
+        base,
+    )
+    LOG.info(
+        "projects %s: %d devices each, %d events of history, %g simulated events a second",
+        ", ".join(config.project_ids),
+        config.device_count,
+        len(emulator.store.ledger),
+        config.rate,
+    )
+    LOG.info(
+        "auth: tokens live %g s, HTTP Basic %s; history indexing delay %g s; default ping interval %g s",
+        config.token_lifetime,
+        "accepted" if config.basic_auth else "refused",
+        config.indexing_delay,
+        config.default_ping_interval,
+    )
+    if config.chaos_interval > 0:
+        kinds = ", ".join(config.chaos_kinds)
+        LOG.info("chaos: a stream fault every %g s on average, of %s", config.chaos_interval, kinds)
+    else:
+        LOG.info("chaos: off")
 
 
 async def serve(config: EmulatorConfig) -> None:
@@ -156,12 +253,13 @@ async def serve(config: EmulatorConfig) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = runner.addresses[0][1]
-    base = f"http://{_url_host(config.host)}:{port}"
+    base = f"http://{_url_host(advertised_host(config.host))}:{port}"
     emulator.token_url = f"{base}/oauth2/token"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    _log_startup(config, emulator, port, base)
     ready = {
         "api_url": f"{base}/v2",
         "token_url": emulator.token_url,
@@ -176,13 +274,16 @@ async def serve(config: EmulatorConfig) -> None:
     sys.stdout.flush()
     try:
         await stop.wait()
+        LOG.info("stopping")
     finally:
         await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_config(argv)
+    logs.configure(config.log_level)
     try:
         asyncio.run(serve(config))
     except OSError as error:
-        sys.exit(f"disruptive-emulator: cannot listen on {config.host}:{config.port}: {error}")
+        LOG.error("cannot listen on %s port %s: %s", config.host, config.port, error)
+        sys.exit(1)

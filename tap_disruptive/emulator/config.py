@@ -38,3 +38,5 @@ class EmulatorConfig:
     # Mean seconds between random stream faults; 0 disables chaos.
     chaos_interval: float = 0.0
     chaos_kinds: tuple[str, ...] = ("cut", "end", "blank", "garbage", "error", "error_v1")
+    # What goes to stderr: debug, info (start-up facts and every request), warning (injected faults), error.
+    log_level: str = "info"

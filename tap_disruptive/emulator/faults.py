@@ -58,6 +58,17 @@ class Fault:
             raise ApiError(400, "an http fault's status must be 4xx or 5xx")
         return fault
 
+    def describe(self) -> str:
+        """The fields that matter for this kind, as `key=value` words for a log line."""
+        if self.kind == HTTP_FAULT:
+            return f"status={self.status} count={self.count} scope={self.scope}"
+        words = f"after_events={self.after_events}"
+        if self.kind == "stall":
+            words += f" seconds={self.seconds:g}"
+        elif self.kind == "error":
+            words += f" code={self.code}"
+        return words
+
 
 class HttpFaults:
     """HTTP answers queued for the next connects."""

@@ -4,6 +4,10 @@ emulator's own API (create, publish, faults, ledger); what other tools need to r
 
 with EmulatorProcess("--rate", "5") as emulator:
     print(emulator.api_url, emulator.project_id)
+
+The child logs at warning (injected faults) unless the arguments give another `--log-level`, to this
+process's stderr unless `stderr` names a file: never into a pipe that nobody reads and that would fill.
+Its stdout carries one JSON line, where it listens, and nothing after it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import subprocess
 import sys
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -20,9 +24,12 @@ import requests
 class EmulatorProcess:
     """A `disruptive-emulator` child process on loopback, with helpers for its emulator API."""
 
-    def __init__(self, *args: str, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, *args: str, startup_timeout: float = 60.0, stderr: int | IO[Any] | None = None
+    ) -> None:
         self.args = args
         self.startup_timeout = startup_timeout
+        self.stderr = stderr
         self.info: dict[str, Any] = {}
         self._process: subprocess.Popen[str] | None = None
         self.http = requests.Session()
@@ -34,8 +41,10 @@ class EmulatorProcess:
 
     def start(self) -> EmulatorProcess:
         self._process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
-            [sys.executable, "-m", "tap_disruptive.emulator", *self.args],
+            # A later --log-level among the arguments wins: argparse keeps the last.
+            [sys.executable, "-m", "tap_disruptive.emulator", "--log-level", "warning", *self.args],
             stdout=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
         )
         assert self._process.stdout is not None
