@@ -18,13 +18,14 @@ from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
 from tap_disruptive.model.device_types import DEVICE_TYPE_NAMES
 from tap_disruptive.model.devices import Device
 from tap_disruptive.model.event_types import EVENT_TYPE_NAMES
+from tap_disruptive.tap.inputs import check_settings, check_state
 from tap_disruptive.tap.output import SingerLineWriter, whole_line_stdout
-from tap_disruptive.tap.sdk_seams import StopsAtCheckpoints
+from tap_disruptive.tap.sdk_seams import CheckedInputs, StopsAtCheckpoints
 from tap_disruptive.tap.settings import TapConfig
 from tap_disruptive.tap.streams import DevicesStream, EventsStream
 
 
-class TapDisruptive(StopsAtCheckpoints, Tap):
+class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
     """Disruptive Technologies sensor events: history since the bookmark, then the live stream."""
 
     name = "tap-disruptive"
@@ -57,30 +58,52 @@ class TapDisruptive(StopsAtCheckpoints, Tap):
             "basic_auth",
             th.BooleanType,
             default=False,
+            title="Basic auth",
             description="Send key id and secret as HTTP Basic auth instead of exchanging a JWT for a token.",
         ),
-        th.Property("api_url", th.URIType, default=DT_API_URL, description="DT's REST API (v2)."),
-        th.Property("token_url", th.URIType, default=DT_TOKEN_URL, description="DT's OAuth2 token endpoint."),
-        th.Property("device_ids", th.ArrayType(th.StringType), description="Only events of these devices."),
+        th.Property(
+            "api_url",
+            th.URIType,
+            default=DT_API_URL,
+            title="API URL",
+            description="DT's REST API (v2), or a local emulator's.",
+        ),
+        th.Property(
+            "token_url",
+            th.URIType,
+            default=DT_TOKEN_URL,
+            title="Token URL",
+            description="DT's OAuth2 token endpoint, or a local emulator's.",
+        ),
+        th.Property(
+            "device_ids",
+            th.ArrayType(th.StringType),
+            title="Device IDs",
+            description="Only events of these devices.",
+        ),
         th.Property(
             "label_filters",
             th.ObjectType(additional_properties=th.StringType(nullable=True)),
+            title="Label filters",
             description='Only devices with these labels: {"key": "value"}, or {"key": null} for any value. '
             "All must hold.",
         ),
         th.Property(
             "device_types",
             th.ArrayType(th.StringType(allowed_values=sorted(DEVICE_TYPE_NAMES))),
+            title="Device types",
             description="Only devices of these types.",
         ),
         th.Property(
             "event_types",
             th.ArrayType(th.StringType(allowed_values=sorted(EVENT_TYPE_NAMES))),
+            title="Event types",
             description="Only events of these types.",
         ),
         th.Property(
             "start_date",
             th.DateTimeType,
+            title="Start date",
             description="How far back the first run reads history (DT keeps 31 days). Without it, a first "
             "live run starts now, and a first run with live=false reads the last 24 hours.",
         ),
@@ -88,13 +111,25 @@ class TapDisruptive(StopsAtCheckpoints, Tap):
             "live",
             th.BooleanType,
             default=True,
+            title="Follow the live stream",
             description="After catching up from history, follow the live stream (until a bound is reached).",
         ),
-        th.Property("max_events", th.IntegerType, description="End the run after this many events."),
-        th.Property("max_duration", th.NumberType, description="End the run after this many seconds."),
+        th.Property(
+            "max_events",
+            th.IntegerType,
+            title="Max events",
+            description="End the run after this many events.",
+        ),
+        th.Property(
+            "max_duration",
+            th.NumberType,
+            title="Max duration (seconds)",
+            description="End the run after this many seconds.",
+        ),
         th.Property(
             "idle_timeout",
             th.NumberType,
+            title="Idle timeout (seconds)",
             description="End the run after this many seconds without an event (pings do not count).",
         ),
     ).to_dict()
@@ -108,9 +143,23 @@ class TapDisruptive(StopsAtCheckpoints, Tap):
     def tap_config(self) -> TapConfig:
         return TapConfig.from_config(self.config)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _ = self.tap_config  # every setting checked before anything is read or written
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        validate_config: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # Every setting and the state checked before anything is read or written. Discovery needs no
+        # settings: the schemas are data.
+        if validate_config and isinstance(config, dict):
+            check_settings(config, self.settings_schema())
+        if state:
+            check_state(state, "state")
+        super().__init__(config=config, state=state, validate_config=validate_config, **kwargs)
+        if validate_config:
+            _ = self.tap_config
 
     @cached_property
     def first_listing(self) -> dict[str, list[Device]]:

@@ -1,7 +1,10 @@
 """Where the tap leans on the Singer SDK beyond its public surface: every such place is here, and
 tests/test_sdk_seams.py fails loudly if the SDK changes beneath any of them.
 
-The SDK has no public hook for four things the tap needs:
+The SDK has no public hook for six things the tap needs:
+- no "unhandled error" report from the SDK for a DT error the tap reports itself, in one line;
+- its input files and variables read with one clear line per problem (the SDK raises tracebacks on a
+  missing or garbage file, and leaves numbers from the environment as strings);
 - bookmarks that are not the largest record value: ours come from the protocol (a time up to which
   everything has been written), so the SDK must not move them from record values;
 - STATE written on a timer (the SDK writes it every `STATE_MSG_FREQUENCY` records), so that a quiet
@@ -16,13 +19,22 @@ The SDK has no public hook for four things the tap needs:
 
 from __future__ import annotations
 
+import copy
+import io
+import json
+import logging
+import sys
 import threading
 from collections.abc import Generator
 from types import FrameType
 from typing import Any
 
+import click
 from singer_sdk import Stream, Tap
+from singer_sdk.plugin_base import _ConfigInput
 
+from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.tap.inputs import read_config, read_json_object, read_state
 from tap_disruptive.tap.output import SingerLineWriter
 
 # What the tap overrides or calls, and the parameters each is expected to take.
@@ -31,8 +43,58 @@ SEAMS: dict[str, tuple[type, tuple[str, ...]]] = {
     "_write_state_message": (Stream, ("self",)),
     "_handle_termination": (Tap, ("self", "signum", "frame")),
     "_sync_records": (Stream, ("self", "context", "write_messages")),
-    "_check_max_record_limit": (Stream, ("self", "current_record_index")),
+    "cb_config": (Tap, ("ctx", "param", "value")),
 }
+
+
+# The line the SDK logs (at ERROR, on the stream's logger) when a stream's sync raises.
+SDK_SYNC_FAILED = "An unhandled error occurred while syncing"
+
+
+class ReportedErrorsOnce(logging.Filter):
+    """Drops the SDK's report of a failed stream when the failure is a DT error: the tap's own line
+    (see `plugin.main`) says what is wrong, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        raised = sys.exc_info()[1]
+        return not (isinstance(raised, DisruptiveError) and str(record.msg).startswith(SDK_SYNC_FAILED))
+
+
+class CheckedInputs(Tap):
+    """A tap whose `--config` files and `ENV`, `--state` and `--catalog` are read by `inputs`: the
+    command's callbacks hand the SDK what it reads (a `_ConfigInput`, open files) already checked."""
+
+    @classmethod
+    def settings_schema(cls) -> dict[str, Any]:
+        """The tap's settings with the SDK's own (stream maps, flattening, ...)."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return schema
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> _ConfigInput:
+        return _ConfigInput(config=read_config(value, cls.settings_schema()), parse_env=False)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        readers = {"state": read_state, "catalog": lambda path: read_json_object(path, "--catalog")}
+        for index, param in enumerate(command.params):
+            if param.name in readers:
+                read = readers[param.name]
+                command.params[index] = click.Option(
+                    param.opts,
+                    help=getattr(param, "help", None),
+                    callback=lambda ctx, param, path, read=read: (
+                        None if path is None else _as_file(read(path))
+                    ),
+                )
+        return command
+
+
+def _as_file(value: dict[str, Any]) -> io.StringIO:
+    # The SDK reads these options as open files.
+    return io.StringIO(json.dumps(value))
 
 
 class BookmarksFromTheSource(Stream):
@@ -98,8 +160,8 @@ class BatchedRecords(Stream):
                     counter.increment(len(records))
                     written += len(records)
                     yield from records
-                    if limit is not None:
-                        self._check_max_record_limit(current_record_index=written)
+                    if limit is not None and written >= limit:
+                        break  # a dry run (--test) that has its records ends as a success, quietly
                     records = batches.send(len(records))
             except StopIteration:
                 pass

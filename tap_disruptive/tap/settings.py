@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +56,7 @@ class TapConfig:
             )
             client = ClientSettings(
                 credentials,
-                api_url=config.get("api_url") or DT_API_URL,
+                api_url=_api_url(config.get("api_url") or DT_API_URL),
                 token_url=config.get("token_url") or DT_TOKEN_URL,
             )
             event_filter = EventFilter.of(
@@ -113,14 +114,27 @@ def _bound(config: Mapping[str, Any], name: str, integer: bool = False) -> Any:
     return int(number) if integer else number
 
 
-def _start_date(value: Any) -> str | None:
+def _api_url(value: Any) -> str:
+    # Without the version, every path is unknown to DT and the first answer would be a misleading 404.
+    if not isinstance(value, str) or not value.rstrip("/").endswith("/v2"):
+        raise ConfigError(
+            f"api_url must be DT's REST API address, ending in /v2 (as {DT_API_URL}): {value!r}"
+        )
+    return value.rstrip("/")
+
+
+def _start_date(value: Any, now: float | None = None) -> str | None:
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
         value = value.isoformat()
     try:
-        return format_timestamp(parse_timestamp(str(value)).timestamp())
+        seconds = parse_timestamp(str(value)).timestamp()
     except ValueError:
         raise ConfigError(
             f"start_date is not an RFC 3339 date-time such as 2026-11-01T00:00:00Z: {value!r}"
         ) from None
+    # A start in the future would read nothing until then (a minute of slack for clocks that differ).
+    if seconds > (time.time() if now is None else now) + 60:
+        raise ConfigError(f"start_date is in the future: {value}")
+    return format_timestamp(seconds)

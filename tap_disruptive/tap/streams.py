@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -17,8 +18,14 @@ from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.devices import Device
 from tap_disruptive.model.times import canonical_timestamp, format_timestamp
+from tap_disruptive.tap.progress import RunReport
 from tap_disruptive.tap.records import DeviceRegistry, device_record
-from tap_disruptive.tap.sdk_seams import BatchedRecords, BookmarksFromTheSource, StopsAtCheckpoints
+from tap_disruptive.tap.sdk_seams import (
+    BatchedRecords,
+    BookmarksFromTheSource,
+    ReportedErrorsOnce,
+    StopsAtCheckpoints,
+)
 from tap_disruptive.tap.settings import TapConfig
 
 if TYPE_CHECKING:
@@ -42,10 +49,20 @@ DEVICE_REFRESH_INTERVAL = 30.0
 
 
 class DisruptiveStream(Stream):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger.addFilter(ReportedErrorsOnce())
+
     @property
     def tap_config(self) -> TapConfig:
         config: TapConfig = self._tap.tap_config  # type: ignore[attr-defined]
         return config
+
+    def within_dry_run_limit(self, records: Iterable[T]) -> Iterator[T]:
+        """The records, cut at a dry run's limit (`--test`) so that the SDK ends the stream as a success
+        instead of aborting it with an error logged."""
+        limit = self.ABORT_AT_RECORD_COUNT
+        return iter(records) if limit is None else itertools.islice(records, limit)
 
     def first_listing(self) -> dict[str, list[Device]]:
         """Each project's devices as listed at the start of the run (once, for both streams)."""
@@ -62,9 +79,8 @@ class DevicesStream(DisruptiveStream):
     schema: ClassVar[dict[str, Any]] = load_schema("devices")
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        for devices in self.first_listing().values():
-            for device in devices:
-                yield device_record(device)
+        devices = itertools.chain.from_iterable(self.first_listing().values())
+        return self.within_dry_run_limit(device_record(device) for device in devices)
 
 
 class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
@@ -89,6 +105,9 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """The records, one by one, for the SDK's own record path (stream maps, flattening, selection)."""
+        return self.within_dry_run_limit(self._records_one_by_one())
+
+    def _records_one_by_one(self) -> Iterator[dict[str, Any]]:
         batches = self.record_batches(DeviceRegistry.record)
         try:
             records = next(batches)
@@ -108,23 +127,23 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
         each batch it has written, and the bookmark moves to match."""
         config = self.tap_config
         tap: StopsAtCheckpoints = self._tap  # type: ignore[assignment]
-        project_ids = list(config.project_ids)
-        starts = {project_id: self._resume_point(project_id) for project_id in project_ids}
-        if not config.live:
-            # A history-only run with neither bookmark nor start_date reads the last day.
-            day_ago = format_timestamp(time.time() - 86_400)
-            starts = {project_id: start or day_ago for project_id, start in starts.items()}
-        for project_id, start in starts.items():
-            self.logger.info("Project %s: reading from %s", project_id, start or "now (the stream opens)")
-        bookmarks: dict[str, str | None] = dict.fromkeys(project_ids)
+        starts = {project_id: self._resume_point(project_id) for project_id in config.project_ids}
+        report = RunReport(self.logger)
+        report.start(starts, config.event_filter, config.live, config.bounds)
+        bookmarks: dict[str, str | None] = dict.fromkeys(config.project_ids)
         registry = DeviceRegistry()
-        bounds = config.bounds
-        written, started = 0, time.monotonic()
+        bounds, written, started = config.bounds, 0, time.monotonic()
         last_event = last_state = last_refresh = started
         for devices in self.first_listing().values():
             registry.load(devices)
+        reason = "the end of history" if not config.live else "the end of the stream"
         with DisruptiveClient(config.client) as client:
-            deliveries = client.follow_many(starts, config.event_filter, live=config.live)
+            subscriptions = client.follow_many(
+                {project_id: start for project_id, (start, _) in starts.items()},
+                config.event_filter,
+                live=config.live,
+            )
+            deliveries = subscriptions.deliveries()
             try:
                 for project_id, delivery in deliveries:
                     now = time.monotonic()
@@ -133,9 +152,7 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                         last_event = now
                         if bounds.max_events is not None:
                             events = events[: bounds.max_events - written]
-                        if now - last_refresh > DEVICE_REFRESH_INTERVAL and not all(
-                            registry.knows(event.device_id) for event in events
-                        ):
+                        if now - last_refresh > DEVICE_REFRESH_INTERVAL and _unknown_device(registry, events):
                             registry.load(client.devices(project_id, config.event_filter))
                             last_refresh = now
                     taken = yield [registry_record(registry, event) for event in events]
@@ -144,17 +161,25 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                         bookmarks[project_id], delivery.events, delivery.complete_until, taken
                     )
                     self._checkpoint(project_id, bookmarks[project_id])
+                    report.written_up_to(project_id, taken, bookmarks[project_id])
                     if now - last_state >= STATE_INTERVAL:
                         self.write_state_now()
                         last_state = now
-                    if _bound_reached(config, written, now - started, now - last_event):
+                    stop = _bound_reached(config, written, now - started, now - last_event)
+                    if stop is None and tap.stop_requested.is_set():
+                        stop = "a signal, at a checkpoint"
+                    if stop is not None:
+                        reason = stop
                         break
-                    if tap.stop_requested.is_set():
-                        self.logger.info("Stopping on a signal, at a checkpoint")
-                        break
+            except GeneratorExit:
+                reason = "the SDK's record limit"
+                raise
+            except Exception:
+                reason = "an error"
+                raise
             finally:
                 deliveries.close()
-        self.logger.info("Wrote %d events in %.1f s", written, time.monotonic() - started)
+                report.end(reason, subscriptions.stats)
 
     def record_json_batches(self) -> Generator[list[bytes], int, None]:
         """The same run, records as JSON text, for the batched path (see `sdk_seams.BatchedRecords`)."""
@@ -170,13 +195,18 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
             state["replication_key_value"] = bookmark
             self.state_manager.is_flushed = False
 
-    def _resume_point(self, project_id: str) -> str | None:
-        """Where a project's reading starts: its bookmark (a time up to which everything was written,
-        allowing already for late arrivals), else start_date, else now (None)."""
+    def _resume_point(self, project_id: str) -> tuple[str | None, str]:
+        """Where a project's reading starts, and why: its bookmark (a time up to which everything was
+        written, allowing already for late arrivals), else start_date, else now (None) or, for a
+        history-only run, a day ago."""
         bookmark = self.get_context_state({"project_id": project_id}).get("replication_key_value")
         if bookmark:
-            return canonical_timestamp(str(bookmark))
-        return self.tap_config.start_date
+            return canonical_timestamp(str(bookmark)), "the bookmark"
+        if self.tap_config.start_date:
+            return self.tap_config.start_date, "start_date"
+        if not self.tap_config.live:
+            return format_timestamp(time.time() - 86_400), "no bookmark or start_date: the last day"
+        return None, "no bookmark or start_date"
 
     def writes_records_as_they_are(self) -> bool:
         """True when no stream map, flattening or deselected property changes records."""
@@ -188,10 +218,17 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
         return all(self.mask.get(("properties", name), True) for name in self.schema["properties"])
 
 
-def _bound_reached(config: TapConfig, emitted: int, elapsed: float, idle: float) -> bool:
+def _unknown_device(registry: DeviceRegistry, events: list[Event]) -> bool:
+    return not all(registry.knows(event.device_id) for event in events)
+
+
+def _bound_reached(config: TapConfig, emitted: int, elapsed: float, idle: float) -> str | None:
+    """The bound that ends the run now, if any."""
     bounds = config.bounds
-    return (
-        (bounds.max_events is not None and emitted >= bounds.max_events)
-        or (bounds.max_duration is not None and elapsed >= bounds.max_duration)
-        or (bounds.idle_timeout is not None and idle >= bounds.idle_timeout)
-    )
+    if bounds.max_events is not None and emitted >= bounds.max_events:
+        return "max_events"
+    if bounds.max_duration is not None and elapsed >= bounds.max_duration:
+        return "max_duration"
+    if bounds.idle_timeout is not None and idle >= bounds.idle_timeout:
+        return "idle_timeout"
+    return None

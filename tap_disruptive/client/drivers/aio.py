@@ -298,21 +298,40 @@ class AsyncDisruptiveClient:
         )
         return AsyncSubscription(Driver(self.settings, self._pool), follower)
 
-    async def follow_many(
+    def follow_many(
         self,
         starts: dict[str, str | None],
         event_filter: EventFilter | None = None,
         *,
         live: bool = True,
         end_time: str | None = None,
-    ) -> AsyncIterator[tuple[str, Delivery]]:
+    ) -> AsyncSubscriptions:
         """Follow several projects at once (`starts`: project id to start time), merged as they come."""
-        subscriptions = {
-            project_id: self.follow(project_id, event_filter, start, live=live, end_time=end_time)
-            for project_id, start in starts.items()
-        }
-        async for item in merge(subscriptions):
-            yield item
+        return AsyncSubscriptions(
+            {
+                project_id: self.follow(project_id, event_filter, start, live=live, end_time=end_time)
+                for project_id, start in starts.items()
+            }
+        )
+
+
+class AsyncSubscriptions:
+    """What `follow_many` returns: `deliveries()` of every project as they come, each with its project
+    id; `stats` adds up what happened; `aclose()` ends them all."""
+
+    def __init__(self, subscriptions: dict[str, AsyncSubscription]) -> None:
+        self.subscriptions = subscriptions
+        self._merged = merge(subscriptions)
+
+    @property
+    def stats(self) -> ClientStats:
+        return ClientStats.total(subscription.stats for subscription in self.subscriptions.values())
+
+    def deliveries(self) -> AsyncIterator[tuple[str, Delivery]]:
+        return self._merged
+
+    async def aclose(self) -> None:
+        await self._merged.aclose()  # type: ignore[attr-defined]
 
 
 async def merge(subscriptions: dict[str, AsyncSubscription]) -> AsyncIterator[tuple[str, Delivery]]:

@@ -26,6 +26,14 @@ def root_cause(error: BaseException) -> str:
 
 
 def connection_failed(error: BaseException, what: str, url: str, kind: str) -> ConnectionFailed:
+    """E.g. "cannot reach token_url http://host/oauth2/token: connection refused": the setting to check,
+    where the failure is to reach DT at all."""
     parts = urlsplit(url)
     where = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    return ConnectionFailed(f"{what} {where}: {root_cause(error)}", kind=kind)
+    if what == "token":
+        message = f"cannot reach token_url {where}"
+    elif what == "stream read":
+        message = f"the stream {where} broke"
+    else:
+        message = f"cannot reach api_url ({what}) {where}"
+    return ConnectionFailed(f"{message}: {root_cause(error)}", kind=kind)

@@ -9,11 +9,11 @@ itself running an event loop, where that is not possible, a worker thread runs i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncSubscription
+from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncSubscription, AsyncSubscriptions
 from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
@@ -66,13 +66,8 @@ class Subscription:
     def deliveries(self) -> Generator[Delivery, None, None]:
         """Events as they come, a delivery at a time, each with its `complete_until`. Deliveries may be
         empty: one comes at least every `heartbeat` seconds, so a consumer can stop a quiet stream."""
-        deliveries = self._stream.deliveries()
         try:
-            while True:
-                try:
-                    yield self._loop.run(_next(deliveries))
-                except StopAsyncIteration:
-                    return
+            yield from _each(self._loop, self._stream.deliveries())
         finally:
             self.close()
 
@@ -154,18 +149,40 @@ class DisruptiveClient:
         *,
         live: bool = True,
         end_time: str | None = None,
-    ) -> Generator[tuple[str, Delivery], None, None]:
+    ) -> Subscriptions:
         """Follow several projects at once (`starts`: project id to start time), merged as they come."""
-        merged = self.aio.follow_many(starts, event_filter, live=live, end_time=end_time)
+        return Subscriptions(
+            self._loop, self.aio.follow_many(starts, event_filter, live=live, end_time=end_time)
+        )
+
+
+class Subscriptions:
+    """What `follow_many` returns: `deliveries()` of every project as they come, each with its project
+    id; `stats` adds up what happened; `close()` ends them all."""
+
+    def __init__(self, loop: PrivateLoop, merged: AsyncSubscriptions) -> None:
+        self._loop = loop
+        self._merged = merged
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._merged.stats
+
+    def deliveries(self) -> Generator[tuple[str, Delivery], None, None]:
         try:
-            while True:
-                try:
-                    yield self._loop.run(_next(merged))
-                except StopAsyncIteration:
-                    return
+            yield from _each(self._loop, self._merged.deliveries())
         finally:
-            self._loop.run(merged.aclose())  # type: ignore[attr-defined]
+            self._loop.run(self._merged.aclose())
 
 
-async def _next(iterator: Any) -> Any:
+def _each(loop: PrivateLoop, iterator: AsyncIterator[T]) -> Generator[T, None, None]:
+    """The items of an async iterator, each awaited on the private loop."""
+    while True:
+        try:
+            yield loop.run(_next(iterator))
+        except StopAsyncIteration:
+            return
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
     return await iterator.__anext__()

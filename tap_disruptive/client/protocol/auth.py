@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import time
+import warnings
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 import jwt
 import orjson
+from jwt.warnings import InsecureKeyLengthWarning
 
-from tap_disruptive.client.protocol.errors import AuthenticationError, TransientError
+from tap_disruptive.client.protocol.errors import AuthenticationError, FatalError, TransientError
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse, error_message
 from tap_disruptive.client.protocol.settings import ClientSettings
 
@@ -57,9 +59,12 @@ class TokenCache:
             "aud": settings.token_url,
             "iss": credentials.email,
         }
-        assertion = jwt.encode(
-            claims, credentials.key_secret, algorithm="HS256", headers={"kid": credentials.key_id}
-        )
+        with warnings.catch_warnings():
+            # DT issues the secrets; PyJWT's advice on their length is not the user's to act on.
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            assertion = jwt.encode(
+                claims, credentials.key_secret, algorithm="HS256", headers={"kid": credentials.key_id}
+            )
         form = urlencode({"assertion": assertion, "grant_type": JWT_BEARER_GRANT})
         return HttpRequest(
             "POST",
@@ -76,7 +81,13 @@ class TokenCache:
         if response.status in (400, 401, 403):
             # OAuth2 refuses a bad grant with 400; DT's own client reads that as bad credentials too.
             raise AuthenticationError(
-                f"the token endpoint refused service account key {key_id}: {error_message(response)}"
+                f"the token endpoint refused service account key {key_id}: {error_message(response)} "
+                "(check key_id, key_secret, email and token_url)"
+            )
+        if 400 <= response.status < 500 and response.status not in (408, 429):
+            # Not DT's token endpoint at all (a wrong path, a web page): waiting will not change that.
+            raise FatalError(
+                f"token_url answered HTTP {response.status} ({error_message(response)}): check token_url"
             )
         if response.status != 200:
             raise TransientError(

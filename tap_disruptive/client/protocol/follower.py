@@ -14,6 +14,7 @@ own stamps say. A run resumed from there loses nothing. All decisions are here; 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from tap_disruptive.model.times import (
     shift,
     timestamp_seconds,
 )
+
+logger = logging.getLogger(__name__)
 
 # A device listing older than this is taken again before history is read from it.
 DEVICE_LIST_MAX_AGE = 600.0
@@ -307,6 +310,14 @@ class Follower:
                 break
             elif kind is BadLine:
                 self.stats.faults[f"{item.kind}_line"] += 1
+                if item.kind != "blank":
+                    logger.warning(
+                        "the stream of project %s sent a bad line [%s_line]: %r; its stretch is read "
+                        "again from history",
+                        self.project_id,
+                        item.kind,
+                        item.excerpt,
+                    )
                 if item.kind != "blank" and self._alive_claim is not None:
                     # The line may have been an event: read this stretch from history again later.
                     due = self._monotonic() + self.settings.indexing_delay

@@ -3,6 +3,7 @@ honouring Retry-After, with a budget of consecutive attempts."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -10,6 +11,8 @@ import backoff
 
 from tap_disruptive.client.protocol.errors import GaveUp, TransientError
 from tap_disruptive.client.protocol.settings import ClientSettings
+
+logger = logging.getLogger(__name__)
 
 
 def wait_generator(
@@ -52,7 +55,12 @@ class Backoff:
         self.failures += 1
         if self.failures >= self._settings.max_attempts:
             raise GaveUp(f"gave up after {self.failures} failed attempts in a row; last: {error}") from error
-        return self._waits.send(error)
+        wait = self._waits.send(error)
+        # One line per fault: an operator sees each one, its kind and the wait it causes.
+        logger.warning(
+            "%s [%s]; retrying in %.1f s (failure %d in a row)", error, error.kind, wait, self.failures
+        )
+        return wait
 
     def reset(self) -> None:
         """Something worked: the next failure starts the backoff again from the beginning."""

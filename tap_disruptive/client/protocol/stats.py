@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -22,3 +23,22 @@ class ClientStats:
     faults: Counter[str] = field(
         default_factory=Counter
     )  # by kind: cut, stall, end, error_line, http_503, ...
+
+    @classmethod
+    def total(cls, parts: Iterable[ClientStats]) -> ClientStats:
+        """The counters of several clients or subscriptions added up."""
+        total = cls()
+        for part in parts:
+            for counter in fields(cls):
+                setattr(total, counter.name, getattr(total, counter.name) + getattr(part, counter.name))
+        return total
+
+    def summary(self) -> str:
+        """One line for a log, e.g. "stream: 2 connections (1 after a fault), 40 pings; history: ..."."""
+        faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items())) or "none"
+        return (
+            f"stream: {self.connects} connections ({self.reconnects} after a fault), {self.pings} pings; "
+            f"history: {self.history_requests} requests, {self.slices} slices, {self.rechecks} re-reads, "
+            f"{self.recovered} events recovered; {self.duplicates} duplicates dropped, "
+            f"{self.filtered_out} filtered out; faults: {faults}"
+        )
