@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.plugin_base import _ConfigInput
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.tap.output import SingerLineWriter
@@ -106,3 +107,12 @@ def test_the_batched_path_writes_what_the_sdks_own_path_writes(tmp_path: Path) -
     written = records(batched.stdout)
     assert len(written) == 24 * 30
     assert written == records(through_sdk.stdout)
+
+
+def test_the_sdk_command_still_reads_state_and_catalog_as_the_tap_hands_them() -> None:
+    # CheckedInputs replaces the SDK's --state and --catalog options and builds its _ConfigInput.
+    sdk_command = Tap.get_singer_command.__func__(TapDisruptive)  # type: ignore[attr-defined]
+    names = {param.name for param in sdk_command.params}
+    assert {"state", "catalog", "config"} <= names
+    assert {"config", "parse_env"} <= set(_ConfigInput.__dataclass_fields__)
+    assert "state" in inspect.signature(Tap.invoke).parameters
