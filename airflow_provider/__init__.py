@@ -3,10 +3,32 @@ trigger, a sensor and an operator that fire on matching events, and event-driven
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from tap_disruptive import __version__
 from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL
+
+
+def require_airflow(importer: str, module: str = "airflow.sdk", extras: str = "airflow") -> None:
+    """Import `module` for the package `importer`, or fail with one error that says how to install it.
+
+    Apache Airflow is an optional extra of tap-disruptive: the tap alone has no use for it. Each
+    subpackage that needs Airflow calls this first, so that importing it without the extra reads
+    "pip install 'tap-disruptive[airflow]'" rather than a bare "No module named 'airflow'". This package
+    itself imports no Airflow: `get_provider_info` (the provider's entry point) and `conditions` work
+    without it."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if not (module == missing or module.startswith(f"{missing}.")):
+            raise  # Airflow is there but broken: its own error says more than ours would
+        raise ModuleNotFoundError(
+            f"{importer} needs {module!r}, which is not installed (no module named {missing!r}); "
+            f"install tap-disruptive with its {extras!r} extra: pip install 'tap-disruptive[{extras}]'",
+            name=missing,
+        ) from None
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -1,0 +1,3 @@
+from airflow_provider import require_airflow
+
+require_airflow(__name__)
