@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tap_disruptive.tap.output import SingerLineWriter
 from tap_disruptive.tap.plugin import TapDisruptive
 from tap_disruptive.tap.sdk_seams import SEAMS, BookmarksFromTheSource
 from tap_disruptive.testing import tap_config
-from tests.support.tap_runs import messages, run_tap
+from tests.support.tap_runs import TAP, messages, run_tap
 
 
 @pytest.mark.parametrize("name", sorted(SEAMS))
@@ -116,3 +117,10 @@ def test_the_sdk_command_still_reads_state_and_catalog_as_the_tap_hands_them() -
     assert {"state", "catalog", "config"} <= names
     assert {"config", "parse_env"} <= set(_ConfigInput.__dataclass_fields__)
     assert "state" in inspect.signature(Tap.invoke).parameters
+
+
+def test_plain_about_describes_every_setting() -> None:
+    result = subprocess.run([str(TAP), "--about"], capture_output=True, text=True, timeout=60, check=True)
+    for name, definition in TapDisruptive.config_jsonschema["properties"].items():
+        block = result.stdout.split(f"  - Name: {name}\n", 1)[1].split("  - Name: ", 1)[0]
+        assert f"    Description: {definition['description']}" in block, name

@@ -1,7 +1,8 @@
 """Where the tap leans on the Singer SDK beyond its public surface: every such place is here, and
 tests/test_sdk_seams.py fails loudly if the SDK changes beneath any of them.
 
-The SDK has no public hook for six things the tap needs:
+The SDK has no public hook for seven things the tap needs:
+- `--about` in plain text with each setting's description (the SDK's text lists names and types only);
 - no "unhandled error" report from the SDK for a DT error the tap reports itself, in one line;
 - its input files and variables read with one clear line per problem (the SDK raises tracebacks on a
   missing or garbage file, and leaves numbers from the environment as strings);
@@ -31,6 +32,7 @@ from typing import Any
 
 import click
 from singer_sdk import Stream, Tap
+from singer_sdk.about import AboutInfo, TextFormatter
 from singer_sdk.plugin_base import _ConfigInput
 
 from tap_disruptive.client.protocol.errors import DisruptiveError
@@ -58,6 +60,25 @@ class ReportedErrorsOnce(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         raised = sys.exc_info()[1]
         return not (isinstance(raised, DisruptiveError) and str(record.msg).startswith(SDK_SYNC_FAILED))
+
+
+class TextAboutWithDescriptions(TextFormatter, format_name="text"):
+    """The SDK's plain `--about`, each setting followed by its title and description. (Registered under
+    the SDK's own name, "text", it replaces the SDK's formatter in this process.)"""
+
+    def format_about(self, about_info: AboutInfo) -> str:
+        properties = about_info.settings.get("properties", {})
+        lines, name = [], None
+        for line in super().format_about(about_info).splitlines():
+            lines.append(line)
+            if line.startswith("  - Name: "):
+                name = line.removeprefix("  - Name: ")
+            elif line.startswith("    Environment Variable: ") and name in properties:
+                definition = properties[name]
+                for label, key in (("Title", "title"), ("Description", "description")):
+                    if definition.get(key):
+                        lines.append(f"    {label}: {definition[key]}")
+        return "\n".join(lines)
 
 
 class CheckedInputs(Tap):
