@@ -99,7 +99,7 @@ ROWS: dict[str, tuple[Setup, str]] = {
     "catalog not JSON": (with_file("--catalog", "{"), "--catalog"),
     # Settings.
     "unknown setting": (with_config(label_filter={"room": "lab"}), "did you mean 'label_filters'?"),
-    "project_ids missing": (with_config(project_ids=None), "project_ids: required"),
+    "project_ids missing": (with_config(project_ids=None), "project_ids: give at least one"),
     "project_ids empty": (with_config(project_ids=[]), "project_ids"),
     "project id empty": (with_config(project_ids=[""]), "not a DT project id: ''"),
     "project id with a slash": (with_config(project_ids=["projects/p"]), "not a DT project id"),

@@ -36,9 +36,10 @@ class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
         th.Property(
             "project_ids",
             th.ArrayType(th.StringType),
-            required=True,
+            # Required to run, but checked by the tap (TapConfig), not the schema: discovery needs no
+            # settings, and the SDK would warn of a failed validation there.
             title="Project IDs",
-            description="DT projects to read, one or more.",
+            description="DT projects to read, one or more (required).",
         ),
         th.Property("key_id", th.StringType, title="Key ID", description="Service account key id."),
         th.Property(
