@@ -67,8 +67,9 @@ def get_provider_info() -> dict[str, Any]:
                             "default": DT_API_URL,
                         },
                     },
-                    "token_url": {
-                        "label": "Token URL",
+                    # Not "token_url": Airflow masks every field whose name holds "token".
+                    "identity_url": {
+                        "label": "Identity (OAuth2 token endpoint) URL",
                         "description": "DT's OAuth2 token endpoint, or a local emulator's",
                         "schema": {"type": ["string", "null"], "default": DT_TOKEN_URL},
                     },

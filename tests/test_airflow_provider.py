@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS
 
 from airflow_provider import get_provider_info
 from airflow_provider.conditions import ConditionError, all_of, any_of, check, evaluate, field, function, not_
@@ -133,7 +134,7 @@ def test_hook_maps_a_connection_from_the_environment(monkeypatch: pytest.MonkeyP
             "email": "sa@p1.serviceaccount.d21s.com",
             "project_id": "p1",
             "api_url": "http://127.0.0.1:1/v2",
-            "token_url": "http://127.0.0.1:1/oauth2/token",
+            "identity_url": "http://127.0.0.1:1/oauth2/token",
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", json.dumps(connection))
@@ -160,9 +161,12 @@ def test_provider_info_names_the_distribution_and_every_part() -> None:
         "email",
         "project_id",
         "api_url",
-        "token_url",
+        "identity_url",
         "basic_auth",
     }
+    # Airflow masks a field whose name holds a sensitive word; only the secret (password) may be one.
+    for name in connection_type["conn-fields"]:
+        assert not any(word in name.lower() for word in DEFAULT_SENSITIVE_FIELDS), name
     modules = {
         module
         for kind in ("hooks", "triggers", "sensors", "operators")

@@ -13,7 +13,7 @@ import pytest
 from airflow_provider.conditions import field
 from airflow_provider.hooks.disruptive import DisruptiveHook
 from airflow_provider.sensors.disruptive import DisruptiveEventSensor
-from airflow_provider.triggers.disruptive import POSITION_KEY, DisruptiveEventTrigger
+from airflow_provider.triggers.disruptive import DisruptiveEventTrigger
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import airflow_connection
@@ -60,51 +60,6 @@ async def wait_for_stream(emulator: EmulatorProcess, streams: int = 1) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the trigger never opened the stream")
-
-
-def test_an_asset_watcher_fires_every_touch_once_in_time_order_across_re_creations(
-    dt_connection: EmulatorProcess,
-) -> None:
-    """Airflow re-creates a watcher's trigger after each firing: touches that come while no watcher
-    runs, and quick bursts, each fire once, in the order they happened."""
-    emulator = dt_connection
-    button = emulator.create_device("touch", {"button": "coffee"})
-    other = emulator.create_device("touch", {"button": "tea"})
-    store = MemoryStateStore()
-
-    def watcher() -> DisruptiveEventTrigger:
-        trigger = DisruptiveEventTrigger(event_types=["touch"], label_filters={"button": "coffee"})
-        trigger.asset_state_store = store  # type: ignore[assignment]
-        return trigger
-
-    async def burst(count: int, gap: float) -> None:
-        for _ in range(count):
-            emulator.publish(button, "touch")
-            emulator.publish(other, "touch")
-            await asyncio.sleep(gap)
-
-    async def scenario() -> list[str]:
-        fired: list[str] = []
-        first = asyncio.ensure_future(one_life(watcher(), 60))
-        await wait_for_stream(emulator)
-        emulator.publish(button, "touch")
-        fired.append((await first).payload["event"]["eventId"])
-        await burst(3, 0.05)  # while no watcher runs
-        bursting = asyncio.ensure_future(burst(4, 0.3))  # while watchers are re-created
-        while len(fired) < 8:
-            fired.append((await one_life(watcher(), 60)).payload["event"]["eventId"])
-        await bursting
-        # Nothing fires twice: a re-created watcher waits for a new touch.
-        idle = asyncio.ensure_future(one_life(watcher(), 60))
-        await asyncio.sleep(4)
-        assert not idle.done(), "fired again on a touch it had fired on"
-        idle.cancel()
-        return fired
-
-    fired = asyncio.run(scenario())
-    touches, _ = emulator.ledger(device_ids=button)
-    assert fired == [touch["eventId"] for touch in touches]
-    assert store.values[POSITION_KEY]["until"] is not None
 
 
 def test_the_trigger_collects_a_window_and_reports_fatal_errors(dt_connection: EmulatorProcess) -> None:

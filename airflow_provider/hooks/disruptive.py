@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -12,10 +14,15 @@ from tap_disruptive.client.drivers.sync import DisruptiveClient
 from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
 
+# Clients shared in a process, by event loop and connection id (see `ashared_client`).
+_SHARED_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncDisruptiveClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class DisruptiveHook(BaseHook):
     """A DT connection: `login` is the key id, `password` the secret, and `extra` holds `email`,
-    `project_id`, `api_url`, `token_url` and `basic_auth`.
+    `project_id`, `api_url`, `identity_url` (DT's OAuth2 token endpoint) and `basic_auth`.
 
         AIRFLOW_CONN_DISRUPTIVE_DEFAULT='{"conn_type": "disruptive", "login": "<key id>",
             "password": "<secret>", "extra": {"email": "<sa email>", "project_id": "<project>"}}'
@@ -59,7 +66,8 @@ class DisruptiveHook(BaseHook):
         return ClientSettings(
             credentials,
             api_url=str(extra.get("api_url") or DT_API_URL),
-            token_url=str(extra.get("token_url") or DT_TOKEN_URL),
+            # `identity_url`; `token_url` as well, as connections made before it was renamed have it.
+            token_url=str(extra.get("identity_url") or extra.get("token_url") or DT_TOKEN_URL),
             **overrides,
         )
 
@@ -70,6 +78,15 @@ class DisruptiveHook(BaseHook):
 
     async def aget_client(self, **overrides: Any) -> AsyncDisruptiveClient:
         return AsyncDisruptiveClient(await self.asettings(**overrides))
+
+    async def ashared_client(self) -> AsyncDisruptiveClient:
+        """The connection's client in this process and event loop, made once: one token and one
+        connection pool for every trigger of a triggerer that uses the connection."""
+        clients = _SHARED_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        client = clients.get(self.disruptive_conn_id)
+        if client is None:
+            client = clients[self.disruptive_conn_id] = await self.aget_client()
+        return client
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials and the connection's project with a real call to DT."""

@@ -4,20 +4,31 @@ stream reconnects still fires."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow.triggers.shared_stream import SharedStreamProducer
 
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
-from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
+from airflow_provider.triggers.project_stream import (
+    Cohort,
+    ProjectStreamProducer,
+    SharedDelivery,
+    Subscriber,
+    cohort,
+    stream_key,
+    write_position,
+)
 from tap_disruptive.client.protocol.bookmarks import Position
 from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
-from tap_disruptive.model.times import format_timestamp
+from tap_disruptive.model.devices import Device
+from tap_disruptive.model.times import canonical_timestamp, format_timestamp, just_before
 
 # Where an asset watcher keeps its position: every event up to a time dealt with, and those after it
 # that it fired on, so that a re-created watcher fires on everything else exactly once, in time order.
@@ -86,90 +97,191 @@ class DisruptiveEventTrigger(BaseEventTrigger):
     def collects(self) -> bool:
         return self.max_events > 1 or self.window_seconds is not None
 
+    @property
+    def watches(self) -> bool:
+        """An asset watcher (Airflow gave it a state store): it fires on every match, for good."""
+        return self.asset_state_store is not None
+
+    # --- the shared stream (Airflow 3.3): one per connection and project in a triggerer -------------
+
+    def shared_stream_key(self) -> Hashable:
+        # "" stands for the connection's default project, resolved where the stream opens.
+        return stream_key(self.disruptive_conn_id, self.project_id or "")
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
+        return ProjectStreamProducer(kwargs["disruptive_conn_id"], kwargs.get("project_id") or "")
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        key = self.shared_stream_key()
+        async for fired in self._fire(shared_stream, cohort(key), acknowledged=True):
+            yield fired
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = DisruptiveHook(self.disruptive_conn_id)
-        try:
-            client: AsyncDisruptiveClient = await hook.aget_client()
-            project_id = self.project_id or await hook.adefault_project_id()
-            if not project_id:
-                raise DisruptiveError(
-                    f"no project_id given, and connection {self.disruptive_conn_id} has none in its extra"
-                )
-            position = await self._stored_position()
-            try:
-                matches, fired_position = await self._collect(client, project_id, position)
-            finally:
-                await client.close()
-        except DisruptiveError as error:
-            yield TriggerEvent({"status": "error", "message": str(error)})  # type: ignore[no-untyped-call]
-            return
-        if self.collects:
-            yield TriggerEvent({"status": "success", "events": matches})  # type: ignore[no-untyped-call]
-        else:
-            yield TriggerEvent({"status": "success", "event": matches[0]})  # type: ignore[no-untyped-call]
-        if fired_position is not None:
-            # Stored once the event is handed to Airflow, not before: a triggerer that dies in between
-            # fires that event again rather than never.
-            await self._store(fired_position)
+        """Without a shared stream (`dag.test()`, a trigger run on its own): a stream of its own, and a
+        watcher's position written as soon as each event is handed to Airflow."""
+        producer = ProjectStreamProducer(
+            self.disruptive_conn_id, self.project_id or "", private=True, in_order=not self.collects
+        )
 
-    async def _stored_position(self) -> Position | None:
-        """An asset watcher resumes where it stands in the asset state store; anything else starts anew."""
-        if self.asset_state_store is None:
-            return None
-        stored = await self.asset_state_store.aget(POSITION_KEY)
-        if stored is None:
-            return Position()
-        try:
-            return Position.from_json(stored)
-        except ValueError as error:
-            raise DisruptiveError(f"the watcher's stored position is unreadable: {error}") from None
+        async def deliveries() -> AsyncIterator[SharedDelivery]:
+            async for delivery, _seq in producer.open_stream():
+                yield delivery
 
-    async def _collect(
-        self, client: AsyncDisruptiveClient, project_id: str, position: Position | None
-    ) -> tuple[list[dict[str, Any]], Position | None]:
-        """Matches in time order, skipping what a watcher's position has seen; the position is stored as
-        it moves, and returned as it stands once the matches are fired on."""
-        deadline = None if self.window_seconds is None else time.monotonic() + self.window_seconds
-        matches: list[dict[str, Any]] = []
-        if position is None:
-            start = self.start_time
-        elif position.until is None:
-            # A watcher's first life: what happens from now on (DT's history of the wait so far is read).
-            start = self.start_time or format_timestamp(time.time())
-        else:
-            start = position.until
-        saved_at = time.monotonic()
-        # Firing on the first match, or once per match, goes in time order; a window takes what comes.
-        stream = client.follow(project_id, self.event_filter, start, in_order=not self.collects)
+        stream = deliveries()
         try:
-            async for delivery in stream.deliveries():
-                events, taken, acted = delivery.events, len(delivery.events), []
-                for index, event in enumerate(events):
-                    if position is not None and position.seen(event):
-                        continue
-                    document = event_document(event)
-                    if evaluate(self.condition, document):
-                        matches.append(document)
-                        acted.append(event)
-                        if len(matches) >= self.max_events:
-                            taken = index + 1
-                            break
-                if position is not None:
-                    moved = position.advanced(events, delivery.complete_until, taken, acted)
-                    # Stored when first known, then now and then, so that a re-created watcher reads
-                    # little; never with a match in it before the match is fired.
-                    first = position.until is None and moved.until is not None
-                    if not matches and (first or time.monotonic() - saved_at > 30) and moved != position:
-                        await self._store(moved)
-                        saved_at = time.monotonic()
-                    position = moved
-                full = len(matches) >= self.max_events
-                if full or (deadline is not None and time.monotonic() >= deadline):
-                    return matches, position
+            async for fired in self._fire(stream, producer.cohort, acknowledged=False):
+                yield fired
         finally:
-            await stream.aclose()
-        return matches, position
+            await stream.aclose()  # type: ignore[attr-defined]
 
-    async def _store(self, position: Position) -> None:
-        assert self.asset_state_store is not None
-        await self.asset_state_store.aset(POSITION_KEY, position.to_json())
+    # --- matching ----------------------------------------------------------------------------------------
+
+    async def _fire(
+        self, stream: AsyncIterator[SharedDelivery], shared: Cohort, acknowledged: bool
+    ) -> AsyncIterator[TriggerEvent]:
+        """TriggerEvents for the matches among the stream's deliveries, in time order. `acknowledged`:
+        the stream's producer writes a watcher's position once Airflow has stored what it fired;
+        otherwise it is written here after each firing."""
+        me = id(self)
+        try:
+            subscriber = Subscriber(await self._starting_position(), self.asset_state_store, POSITION_KEY)
+        except DisruptiveError as error:
+            yield _error(error)
+            return
+        shared.subscribers[me] = subscriber
+        # Joining a stream that is already running: the stretch before it comes from history first.
+        history = None
+        if shared.started:
+            history = asyncio.ensure_future(self._history_until_now(subscriber.position))
+        waiting: list[SharedDelivery] = []
+        window = _Window(self.window_seconds)
+        try:
+            async for delivery in stream:
+                if delivery.failure is not None:
+                    yield _error(delivery.failure)
+                    if not self.watches:
+                        return
+                    continue
+                pending = [delivery]
+                if history is not None:
+                    waiting.append(delivery)
+                    if not history.done():
+                        if acknowledged:
+                            shared.mark(delivery.seq, me, subscriber)
+                        continue
+                    pending, waiting = [*history.result(), *waiting], []
+                    history = None
+                for batch in pending:
+                    for fired in self._take(subscriber, batch, window):
+                        yield fired
+                        subscriber.fired += 1
+                        if not self.watches:
+                            return
+                    if not acknowledged:
+                        await write_position(subscriber, subscriber.position, subscriber.fired, 30.0)
+                if window.due():
+                    yield window.fire()
+                    subscriber.fired += 1
+                    if not self.watches:
+                        return
+                if acknowledged:
+                    shared.mark(delivery.seq, me, subscriber)
+        finally:
+            shared.subscribers.pop(me, None)
+            if history is not None:
+                history.cancel()
+
+    def _take(
+        self, subscriber: Subscriber, delivery: SharedDelivery, window: _Window
+    ) -> Iterator[TriggerEvent]:
+        """Fire on the matches of one delivery that the subscriber has not dealt with; its position moves
+        past the delivery (or, when not watching, up to the first match)."""
+        events, complete_until, devices = delivery.events, delivery.complete_until, delivery.devices
+        position = subscriber.position
+        taken, acted = len(events), []
+        for index, event in enumerate(events):
+            if position.seen(event):
+                continue
+            if devices is not None and not self._selects(event, devices):
+                continue
+            document = event_document(event)
+            if not evaluate(self.condition, document):
+                continue
+            acted.append(event)
+            if self.collects:
+                window.add(document)
+                if len(window.matches) >= self.max_events:
+                    subscriber.position = position.advanced(events, complete_until, index + 1, acted)
+                    yield window.fire()
+                    position, acted = subscriber.position, []
+            else:
+                subscriber.position = position.advanced(events, complete_until, index + 1, acted)
+                yield TriggerEvent({"status": "success", "event": document})  # type: ignore[no-untyped-call]
+                position, acted = subscriber.position, []
+        subscriber.position = position.advanced(events, complete_until, taken, acted)
+
+    def _selects(self, event: Event, devices: Mapping[str, Device]) -> bool:
+        """DT's filters, applied here: the stream is the whole project's. A device not listed (yet) passes
+        only a filter that needs nothing of it."""
+        device = devices.get(event.device_id)
+        if device is None and (self.event_filter.label_filters or self.event_filter.device_types is not None):
+            return False
+        return self.event_filter.matches(event, device)
+
+    async def _starting_position(self) -> Position:
+        """A watcher's stored position; for anything else (or a watcher's first life), `start_time`, else
+        now: events from before never count."""
+        if self.asset_state_store is not None:
+            stored = await self.asset_state_store.aget(POSITION_KEY)
+            if stored is not None:
+                try:
+                    return Position.from_json(stored)
+                except ValueError as error:
+                    raise DisruptiveError(f"the watcher's stored position is unreadable: {error}") from None
+        start = self.start_time or format_timestamp(time.time())
+        return Position(just_before(canonical_timestamp(start)))
+
+    async def _history_until_now(self, position: Position) -> list[SharedDelivery]:
+        """The subscriber's matches from its position up to now, from history, once DT has indexed them."""
+        hook = DisruptiveHook(self.disruptive_conn_id)
+        client = await hook.ashared_client()
+        project_id = self.project_id or await hook.adefault_project_id()
+        now = time.time()
+        until = format_timestamp(now)
+        if position.until is None or position.until >= until:
+            return []
+        await asyncio.sleep(max(0.0, client.settings.indexing_delay - (time.time() - now)))
+        deliveries: list[SharedDelivery] = []
+        subscription = client.follow(
+            project_id or "", self.event_filter, position.until, live=False, end_time=until
+        )
+        try:
+            async for delivery in subscription.deliveries():
+                deliveries.append(SharedDelivery(0, tuple(delivery.events), delivery.complete_until))
+        finally:
+            await subscription.aclose()
+        return deliveries
+
+
+class _Window:
+    """Matches collected for one firing: until `max_events` of them, or `seconds` after the first."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.matches: list[dict[str, Any]] = []
+        self.opened = time.monotonic()
+
+    def add(self, document: dict[str, Any]) -> None:
+        self.matches.append(document)
+
+    def due(self) -> bool:
+        return self.seconds is not None and time.monotonic() - self.opened >= self.seconds
+
+    def fire(self) -> TriggerEvent:
+        matches, self.matches, self.opened = self.matches, [], time.monotonic()
+        return TriggerEvent({"status": "success", "events": matches})  # type: ignore[no-untyped-call]
+
+
+def _error(error: DisruptiveError | str) -> TriggerEvent:
+    return TriggerEvent({"status": "error", "message": str(error)})  # type: ignore[no-untyped-call]

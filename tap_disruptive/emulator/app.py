@@ -86,6 +86,7 @@ class Emulator:
         self._emulated_ids = IdFactory()
         self.token_url = ""
         self.user_agents: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
         # Every kind is listed from the start, so a reader sees zeros rather than missing keys.
         self.faults_injected: Counter[str] = Counter(dict.fromkeys(sorted(FAULT_KINDS), 0))
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,6 +137,8 @@ class Emulator:
                 if fault is not None:
                     LOG.debug("%s %s answered by an injected http fault", request.method, request.path)
                     return fault_response(fault)
+            if request.path.startswith(("/v2/", "/oauth2/")):
+                self.requests[_request_kind(request.path)] += 1
             if request.path.startswith("/v2/"):
                 self.user_agents[request.headers.get("User-Agent", "")] += 1
                 self.auth.check(request.headers.get("Authorization"))
@@ -413,6 +416,8 @@ class Emulator:
                 "simulated_events_skipped": self.simulator.skipped,
                 "tokens_issued": self.auth.tokens_issued,
                 "user_agents": dict(self.user_agents),
+                # Requests to DT's API by kind (token, projects, devices, history, stream, publish, ...).
+                "requests": dict(self.requests),
                 "faults_injected": dict(self.faults_injected),
             }
         )
@@ -459,6 +464,21 @@ async def _json_body(request: web.Request, allow_list: bool = False) -> Any:
     if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
         raise ApiError(400, "the request body must be a JSON object")
     return body
+
+
+def _request_kind(path: str) -> str:
+    """What a request to DT's API asks for, for the status's counts."""
+    if path.startswith("/oauth2/"):
+        return "token"
+    if path.endswith(":stream"):
+        return "stream"
+    if path.endswith("/events"):
+        return "history"
+    if path.endswith(":publish"):
+        return "publish"
+    if "/devices" in path:
+        return "devices"
+    return "projects"
 
 
 def _batch_error(device: str, code: str, message: str) -> dict[str, Any]:

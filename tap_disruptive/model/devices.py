@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tap_disruptive.model.ids import split_target_name
@@ -28,6 +28,18 @@ class Device:
     def display_name(self) -> str | None:
         """Studio's name for the device: its `name` label."""
         return self.labels.get("name")
+
+    def with_label_change(self, change: Any) -> Device:
+        """The device after a labelsChanged event's payload (`added`, `modified`, `removed`)."""
+        if not isinstance(change, Mapping):
+            return self
+        labels = dict(self.labels)
+        for key in ("added", "modified"):
+            if isinstance(change.get(key), Mapping):
+                labels.update({str(k): str(v) for k, v in change[key].items()})
+        for key in change.get("removed") or ():
+            labels.pop(str(key), None)
+        return replace(self, labels=labels)
 
     @classmethod
     def from_resource(cls, resource: Any) -> Device:

@@ -46,7 +46,7 @@ def airflow_connection(emulator: EmulatorProcess) -> str:
         "email": emulator.email,
         "project_id": emulator.project_id,
         "api_url": emulator.api_url,
-        "token_url": emulator.token_url,
+        "identity_url": emulator.token_url,
     }
     connection = {"conn_type": "disruptive", "login": emulator.key_id, "password": emulator.key_secret}
     return json.dumps({**connection, "extra": extra})
