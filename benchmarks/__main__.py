@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import catch_up, emulator_feed, follower_throughput, tap_throughput, trigger_latency
+from benchmarks import (
+    catch_up,
+    emulator_feed,
+    follower_throughput,
+    tap_throughput,
+    trigger_latency,
+    watcher_requests,
+)
 
 BENCHMARKS = {
     "catch_up": catch_up.main,
@@ -12,6 +19,7 @@ BENCHMARKS = {
     "follower_throughput": follower_throughput.main,
     "tap_throughput": tap_throughput.main,
     "trigger_latency": trigger_latency.main,
+    "watcher_requests": watcher_requests.main,
 }
 
 

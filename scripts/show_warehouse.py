@@ -6,15 +6,18 @@ Run with the target-duckdb plugin's own Python, which has duckdb: the project's 
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import duckdb
 
 
 def reading(event_type: str, data: str | None) -> str:
-    payload = (json.loads(data) if data else {}).get(event_type) or {}
+    # The payload's key is the event type in snake_case, as every key of the tap's records.
+    type_key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", event_type).lower()
+    payload = (json.loads(data) if data else {}).get(type_key) or {}
     shown = {
-        key: value for key, value in payload.items() if key not in ("updateTime", "samples", "isBackfilled")
+        key: value for key, value in payload.items() if key not in ("update_time", "samples", "is_backfilled")
     }
     return ", ".join(f"{key}={value}" for key, value in shown.items())
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.tap.columns import snake_data
 from tap_disruptive.testing import meltano_environment, tap_config
 from tests.support.emulators import StartEmulator
 from tests.support.services import (
@@ -152,13 +153,13 @@ def test_faults_during_a_run_leave_exactly_the_ledger(
     assert expected <= set(ids) <= {event["eventId"] for event in everything}
 
 
-def test_tap_piped_into_target_postgres_without_meltano(
-    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+def pipe_into_postgres(
+    emulator: EmulatorProcess, postgres: Postgres, database: str, tmp_path: Path, **settings: Any
 ) -> None:
-    emulator = start_emulator("--rate", "0", "--history-span", "600", "--history-interval", "60")
-    database = postgres.new_database("plain_pipe")
+    """The tap piped into target-postgres by hand, all of the emulator's history into schema `dt`."""
     tap = write_json(
-        tmp_path / "tap.json", tap_config(emulator, live=False, start_date="2000-01-01T00:00:00Z")
+        tmp_path / "tap.json",
+        tap_config(emulator, live=False, start_date="2000-01-01T00:00:00Z", **settings),
     )
     target = write_json(
         tmp_path / "target.json",
@@ -180,10 +181,52 @@ def test_tap_piped_into_target_postgres_without_meltano(
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_tap_piped_into_target_postgres_without_meltano(
+    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+) -> None:
+    emulator = start_emulator("--rate", "0", "--history-span", "600", "--history-interval", "60")
+    database = postgres.new_database("plain_pipe")
+    pipe_into_postgres(emulator, postgres, database, tmp_path)
     ledger, _ = emulator.ledger()
     rows = table(postgres, database, "select event_id, data, labels, device_type from dt.events")
     assert sorted(row[0] for row in rows) == sorted(event["eventId"] for event in ledger)
     by_id = {event["eventId"]: event for event in ledger}
     for event_id, data, labels, device_type in rows:
-        assert data == by_id[event_id]["data"]
+        event_type = by_id[event_id]["eventType"]
+        # DT's payload, its keys in snake_case.
+        assert data == snake_data(event_type, by_id[event_id]["data"])
+        if event_type != "labelsChanged":
+            assert "update_time" in next(iter(data.values()))
         assert labels["name"].startswith(device_type)
+
+
+def test_flattened_into_postgres_the_columns_are_snake_case(
+    start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
+) -> None:
+    emulator = start_emulator("--rate", "0", "--history-span", "600", "--history-interval", "60")
+    database = postgres.new_database("flattened")
+    pipe_into_postgres(
+        emulator, postgres, database, tmp_path, flattening_enabled=True, flattening_max_depth=3
+    )
+    columns = {
+        row[0]
+        for row in table(
+            postgres,
+            database,
+            "select column_name from information_schema.columns"
+            " where table_schema = 'dt' and table_name = 'events'",
+        )
+    }
+    assert {
+        "data__temperature__update_time",
+        "data__network_status__signal_strength",
+        "data__humidity__relative_humidity",
+        "labels",
+    } <= columns
+    assert [column for column in columns if "updatetime" in column.lower()] == []
+    temperatures = {event["eventId"] for event in emulator.ledger()[0] if event["eventType"] == "temperature"}
+    rows = table(postgres, database, "select event_id, data__temperature__update_time from dt.events")
+    stamps = [stamp for event_id, stamp in rows if event_id in temperatures]
+    assert stamps and None not in stamps

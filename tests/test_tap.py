@@ -15,6 +15,7 @@ from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import EVENT_TYPES
 from tap_disruptive.model.times import format_timestamp
+from tap_disruptive.tap.columns import snake_data
 from tap_disruptive.testing import tap_config, wait_until
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.tap_runs import TAP, bookmark, last_state, records, run_tap, write_json
@@ -57,10 +58,12 @@ def test_history_then_live_within_max_duration(start_emulator: StartEmulator, tm
     assert set(expected) <= set(ids)
     sample = next(e for e in events if e["event_type"] == "temperature")
     assert sample["device_type"] == "temperature" and sample["labels"]["name"].startswith("temperature")
-    assert (
-        sample["data"]["temperature"]["value"]
-        == expected.get(sample["event_id"], {"data": sample["data"]})["data"]["temperature"]["value"]
-    )
+    assert set(sample["data"]["temperature"]) == {"value", "update_time", "samples", "is_backfilled"}
+    # Each record's data is DT's payload, its keys in snake_case.
+    for event in events:
+        if event["event_id"] in expected:
+            dt_event = expected[event["event_id"]]
+            assert event["data"] == snake_data(dt_event["eventType"], dt_event["data"])
 
 
 def test_filters_bounds_and_resume(start_emulator: StartEmulator, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""Singer records from DT events and devices, and the device facts (type, labels) events are joined with."""
+"""Singer records from DT events and devices, and the device facts (type, labels) events are joined with.
+
+Every key of a record is snake_case, DT's camelCase payload keys renamed (see `columns`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -10,6 +12,7 @@ import orjson
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.devices import Device
 from tap_disruptive.model.event_types import LABELS_CHANGED
+from tap_disruptive.tap.columns import payload_keys, snake_data, snake_keys
 
 
 def device_record(device: Device) -> dict[str, Any]:
@@ -21,7 +24,7 @@ def device_record(device: Device) -> dict[str, Any]:
         "product_number": device.product_number,
         "display_name": device.display_name,
         "labels": dict(device.labels),
-        "reported": device.reported,
+        "reported": snake_keys(device.reported),
     }
 
 
@@ -39,6 +42,9 @@ class DeviceRegistry:
         self._changed_at: dict[str, str] = {}
         # Each device's part of a record as JSON text, from `project_id` to `"data":`, made once.
         self._device_json: dict[str, bytes] = {}
+        # Each event type's part of a record, from `","event_type"` to the timestamp's opening quote
+        # (b"" if the type is not safe to join as it is), and what renames its payload's keys.
+        self._per_type: dict[str, tuple[bytes, Callable[[bytes], bytes | None] | None]] = {}
 
     def load(self, devices: Iterable[Device]) -> None:
         for device in devices:
@@ -51,9 +57,50 @@ class DeviceRegistry:
 
     def record(self, event: Event) -> dict[str, Any]:
         """The `events` record of an event, with its device's type and labels where known."""
-        device_id = event.device_id
         if event.event_type == LABELS_CHANGED:
             self._follow_label_change(event)
+        record = self._columns(event)
+        record["data"] = snake_data(event.event_type, event.data)
+        return record
+
+    def record_json(self, event: Event) -> bytes:
+        """The same record as JSON text, DT's payload passed through as it came but for its keys
+        renamed in the text: most of it made once per device, the rest joined from the event's own
+        fields, which DT's ids make safe to join as they are (anything else goes through the JSON
+        encoder)."""
+        event_type = event.event_type
+        if event_type == LABELS_CHANGED:
+            self._follow_label_change(event)
+        per_type = self._per_type.get(event_type)
+        if per_type is None:
+            per_type = self._type_parts(event_type)
+        type_json, rename = per_type
+        data_json = None if rename is None else rename(event.data_json)
+        if data_json is None:  # a text the renaming in place cannot be sure of: decoded and encoded
+            data_json = orjson.dumps(snake_data(event_type, event.data))
+        device_json = self._device_json.get(event.device_id)
+        if device_json is None:
+            device_json = self._device_json[event.device_id] = self._make_device_json(event)
+        event_id = event.event_id.encode()
+        if not (type_json and event_id.isalnum()):  # bytes.isalnum: ASCII letters and digits only
+            record = self._columns(event)
+            record["data"] = orjson.Fragment(data_json)
+            return orjson.dumps(record)
+        return b"".join(
+            (
+                b'{"event_id":"',
+                event_id,
+                type_json,
+                event.timestamp.encode(),  # canonical: digits, dashes, colons, a dot, T and Z
+                device_json,
+                data_json,
+                b"}",
+            )
+        )
+
+    def _columns(self, event: Event) -> dict[str, Any]:
+        """Every column of the event's record but `data`."""
+        device_id = event.device_id
         return {
             "event_id": event.event_id,
             "event_type": event.event_type,
@@ -63,34 +110,17 @@ class DeviceRegistry:
             "target_name": event.target_name,
             "device_type": self._types.get(device_id),
             "labels": self._labels.get(device_id),
-            "data": event.data,
         }
 
-    def record_json(self, event: Event) -> bytes:
-        """The same record as JSON text, DT's payload passed through as it came: most of it made once
-        per device, the rest joined from the event's own fields, which DT's ids make safe to join as
-        they are (anything else goes through the JSON encoder)."""
-        if event.event_type == LABELS_CHANGED:
-            self._follow_label_change(event)
-        device_json = self._device_json.get(event.device_id)
-        if device_json is None:
-            device_json = self._device_json[event.device_id] = self._make_device_json(event)
-        event_id, event_type = event.event_id, event.event_type
-        if not (event_id.isalnum() and event_type.isalnum() and event_id.isascii() and event_type.isascii()):
-            return orjson.dumps({**self.record(event), "data": orjson.Fragment(event.data_json)})
-        return b"".join(
-            (
-                b'{"event_id":"',
-                event_id.encode(),
-                b'","event_type":"',
-                event_type.encode(),
-                b'","timestamp":"',
-                event.timestamp.encode(),  # canonical: digits, dashes, colons, a dot, T and Z
-                device_json,
-                event.data_json,
-                b"}",
-            )
-        )
+    def _type_parts(self, event_type: str) -> tuple[bytes, Callable[[bytes], bytes | None] | None]:
+        if len(self._per_type) >= 1000:  # types are DT's few; a stream of made-up ones is not kept
+            self._per_type.clear()
+        type_json = b""
+        if event_type.isalnum() and event_type.isascii():
+            type_json = b'","event_type":"' + event_type.encode() + b'","timestamp":"'
+        keys = payload_keys(event_type)
+        per_type = self._per_type[event_type] = (type_json, None if keys is None else keys.rename)
+        return per_type
 
     def _make_device_json(self, event: Event) -> bytes:
         fields = {
