@@ -10,11 +10,16 @@ MELTANO_VENV := .meltano-venv
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_CLI_DISABLE_VERSION_CHECK := true
 
-.PHONY: demo test check lint typecheck unit venv meltano bench clean
+.PHONY: demo airflow-demo test check lint typecheck unit venv meltano bench clean
 
 ## demo: the main job on the emulator: meltano run tap-disruptive target-duckdb, then what landed
 demo: venv meltano
 	$(VENV)/bin/python scripts/demo.py
+
+## airflow-demo: the provider's example DAGs on a real Airflow (api-server, scheduler, dag-processor,
+## triggerer) against the emulator: publishes touches, door, freezer and leak events, prints the DAG runs
+airflow-demo: venv
+	$(VENV)/bin/python scripts/airflow_demo.py
 
 ## test: lint, type-check and run every test
 test: lint typecheck unit

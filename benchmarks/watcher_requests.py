@@ -20,7 +20,7 @@ from typing import Any
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.testing import airflow_connection
 
-WATCHERS = (1, 10, 100)
+WATCHERS = tuple(int(n) for n in os.environ.get("WATCHER_COUNTS", "1,10,100").split(","))
 TOUCHES = 30
 SECONDS = 40.0
 
@@ -84,11 +84,9 @@ asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
 
 def run_watchers(emulator: EmulatorProcess, tree: Path, count: int, devices: list[str]) -> dict[str, Any]:
     """Run `count` watchers from `tree` while touches are published; the requests they made."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(tree),
-        "AIRFLOW_CONN_DISRUPTIVE_DEFAULT": airflow_connection(emulator),
-    }
+    connection = json.loads(airflow_connection(emulator))
+    connection["extra"]["token_url"] = emulator.token_url  # the field's name in earlier versions
+    env = {**os.environ, "PYTHONPATH": str(tree), "AIRFLOW_CONN_DISRUPTIVE_DEFAULT": json.dumps(connection)}
     before = emulator.status()["requests"]
     child = subprocess.Popen(
         [sys.executable, "-c", HARNESS, str(count), str(SECONDS)],
@@ -99,28 +97,37 @@ def run_watchers(emulator: EmulatorProcess, tree: Path, count: int, devices: lis
         cwd=tree,
     )
     assert child.stdout is not None
-    assert child.stdout.readline().strip() == "READY"
-    started = time.monotonic()
+    while child.stdout.readline().strip() != "READY":  # Airflow may log to stdout first
+        pass
     # Let the watchers open their streams, then touch each watched button in turn.
     time.sleep(8.0)
+    opened = emulator.status()["requests"]
+    started = time.monotonic()
     for touch in range(TOUCHES):
         emulator.publish(devices[touch % count], "touch")
         time.sleep((SECONDS - 14.0) / TOUCHES)
-    fired = int(child.stdout.read().split()[-1])
+    (fired_line,) = [line for line in child.stdout.read().splitlines() if line.startswith("FIRED ")]
+    fired = int(fired_line.split()[1])
     child.wait()
     elapsed = time.monotonic() - started
     after = emulator.status()["requests"]
-    made = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in set(after) | set(before)}
-    made.pop("publish", None)
-    total = sum(made.values())
+    start_up, steady = _made(before, opened), _made(opened, after)
     return {
         "watchers": count,
         "fired": fired,
-        "requests": total,
-        "by_kind": {kind: n for kind, n in sorted(made.items()) if n},
-        "per_firing": total / max(fired, 1),
-        "per_hour": total / elapsed * 3600,
+        "start_up": sum(start_up.values()),
+        "steady": sum(steady.values()),
+        "by_kind": {kind: n for kind, n in sorted(steady.items()) if n},
+        "per_firing": sum(steady.values()) / max(fired, 1),
+        "per_hour": sum(steady.values()) / elapsed * 3600,
     }
+
+
+def _made(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Requests to DT's API between two readings of the emulator's counts (publishes are ours)."""
+    made = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in set(after) | set(before)}
+    made.pop("publish", None)
+    return made
 
 
 def main(tree: str | None = None) -> None:
@@ -135,12 +142,12 @@ def main(tree: str | None = None) -> None:
                 row = run_watchers(emulator, path, count, devices)
                 rows.append({"tree": name, **row})
                 print(json.dumps(rows[-1]), flush=True)
-    print(f"{TOUCHES} touches over {SECONDS:.0f} s, each watcher on its own button:")
+    print(f"{TOUCHES} touches, each watcher on its own button; requests to DT's API:")
     for row in rows:
         print(
-            f"  {row['tree']:>10}, {row['watchers']:>3} watchers: {row['fired']:>3} fired, "
-            f"{row['requests']:>5} requests ({row['per_firing']:.1f} per firing, "
-            f"{row['per_hour']:,.0f} per hour) {row['by_kind']}"
+            f"  {row['tree']:>10}, {row['watchers']:>3} watchers: {row['start_up']:>4} to start; then "
+            f"{row['fired']:>3} fired with {row['steady']:>4} requests ({row['per_firing']:.1f} per firing, "
+            f"{row['per_hour']:,.0f} per hour at this rate) {row['by_kind']}"
         )
 
 
