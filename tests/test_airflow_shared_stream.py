@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 import pytest
 
+from airflow_provider.conditions import field
 from airflow_provider.triggers.disruptive import POSITION_KEY, DisruptiveEventTrigger
 from tap_disruptive.client.protocol.bookmarks import Position
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import airflow_connection
 from tests.support.triggerer import MemoryStateStore, Triggerer, until
 
@@ -141,3 +144,37 @@ def test_every_touch_fires_once_in_time_order_across_stops_and_crashes(
 def _touch(emulator: EmulatorProcess, event_id: str) -> Event:
     (found,) = [event for event in emulator.ledger()[0] if event["eventId"] == event_id]
     return Event.from_mapping(found)
+
+
+def test_a_deferred_sensor_returns_the_first_match_after_a_triggerer_restart(
+    dt_connection: EmulatorProcess,
+) -> None:
+    emulator = dt_connection
+    freezer = emulator.create_device("temperature", {"room": "freezer"})
+    started = format_timestamp(time.time())
+
+    def sensor() -> DisruptiveEventTrigger:
+        # As DisruptiveEventSensor defers: from the task's start, the first match by time.
+        return DisruptiveEventTrigger(
+            event_types=["temperature"],
+            device_ids=[freezer],
+            condition=field("data.temperature.value", ">", -15),
+            start_time=started,
+        )
+
+    async def scenario() -> list[Any]:
+        first = Triggerer()
+        first.start(1, sensor())
+        await until(lambda: emulator.status()["open_streams"] >= 1, 30, "the stream")
+        await first.stop()  # the triggerer goes before anything matches
+        for value in (-20.0, -12.0, -11.0):
+            emulator.publish(freezer, "temperature", {"value": value})
+        second = Triggerer()
+        second.start(1, sensor())
+        await until(lambda: bool(second.pending), 60, "the sensor's event")
+        await second.stop()
+        return [fired.payload for fired in second.pending]
+
+    (payload,) = asyncio.run(scenario())
+    assert payload["status"] == "success"
+    assert payload["event"]["data"]["temperature"]["value"] == -12.0
