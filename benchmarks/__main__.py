@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     catch_up,
+    deployment_latency,
     emulator_feed,
     follower_throughput,
     tap_throughput,
@@ -15,6 +16,7 @@ from benchmarks import (
 
 BENCHMARKS = {
     "catch_up": catch_up.main,
+    "deployment_latency": deployment_latency.main,
     "emulator_feed": emulator_feed.main,
     "follower_throughput": follower_throughput.main,
     "tap_throughput": tap_throughput.main,
