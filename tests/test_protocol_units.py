@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any
 
 import backoff
@@ -233,6 +234,21 @@ def test_token_endpoint_refusal_is_fatal_and_names_the_key_not_the_secret() -> N
     assert SECRET not in message
     with pytest.raises(TransientError):
         cache.accept(HttpResponse(503, {}, b"<html>busy</html>"))
+
+
+def test_a_token_endpoint_that_is_not_one_fails_at_once() -> None:
+    # A wrong path or a web page answers 404 or 405: no retry will change that.
+    with pytest.raises(FatalError, match="check token_url"):
+        TokenCache(settings()).accept(HttpResponse(404, {}, b"<html>not found</html>"))
+
+
+def test_a_short_secret_signs_without_a_warning() -> None:
+    # The emulator's and some DT secrets are shorter than PyJWT's advice; that warning is noise to a user.
+    short = ClientSettings(Credentials("c0key000000000000000", "short", "sa@p.serviceaccount.d21s.com"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        request = TokenCache(short).token_request()
+    assert b"assertion=" in (request.body or b"")
 
 
 def test_secrets_stay_out_of_reprs() -> None:
