@@ -145,14 +145,15 @@ class DisruptiveEventTrigger(BaseEventTrigger):
         otherwise it is written here after each firing."""
         me = id(self)
         try:
-            subscriber = Subscriber(await self._starting_position(), self.asset_state_store, POSITION_KEY)
+            position, from_now = await self._starting_position()
+            subscriber = Subscriber(position, self.asset_state_store, POSITION_KEY, from_now=from_now)
         except DisruptiveError as error:
             yield _error(error)
             return
         shared.subscribers[me] = subscriber
         # Joining a stream that is already running: the stretch before it comes from history first.
         history = None
-        if shared.started:
+        if shared.started and not from_now:
             history = asyncio.ensure_future(self._history_until_now(subscriber.position))
         waiting: list[SharedDelivery] = []
         window = _Window(self.window_seconds)
@@ -229,18 +230,20 @@ class DisruptiveEventTrigger(BaseEventTrigger):
             return False
         return self.event_filter.matches(event, device)
 
-    async def _starting_position(self) -> Position:
+    async def _starting_position(self) -> tuple[Position, bool]:
         """A watcher's stored position; for anything else (or a watcher's first life), `start_time`, else
-        now: events from before never count."""
+        now: events from before never count. True with it when only what comes from now on is wanted (no
+        start time, nothing stored, not a watcher): then no history is read for it."""
         if self.asset_state_store is not None:
             stored = await self.asset_state_store.aget(POSITION_KEY)
             if stored is not None:
                 try:
-                    return Position.from_json(stored)
+                    return Position.from_json(stored), False
                 except ValueError as error:
                     raise DisruptiveError(f"the watcher's stored position is unreadable: {error}") from None
         start = self.start_time or format_timestamp(time.time())
-        return Position(just_before(canonical_timestamp(start)))
+        from_now = self.start_time is None and self.asset_state_store is None
+        return Position(just_before(canonical_timestamp(start))), from_now
 
     async def _history_until_now(self, position: Position) -> list[SharedDelivery]:
         """The subscriber's matches from its position up to now, from history, once DT has indexed them."""

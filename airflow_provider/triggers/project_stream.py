@@ -68,6 +68,8 @@ class Subscriber:
     # Where its position is written once what it fired is stored (None: nothing to write, e.g. a sensor).
     store: PositionStore | None = None
     key: str = ""
+    # Nothing before now matters to it (no start time, nothing stored): it needs no history read.
+    from_now: bool = False
     # How many events it has fired so far: a position with more fired than the last one written is
     # written at once (or the fired events would fire again after a restart).
     fired: int = 0
@@ -151,7 +153,9 @@ class ProjectStreamProducer(SharedStreamProducer):
         if not project_id:
             raise FatalError(f"no project_id given, and connection {self.conn_id} has none in its extra")
         cohort = self.cohort
-        starts = [subscriber.position.until for subscriber in cohort.subscribers.values()]
+        # The earliest position that history must be read from; none (the stream from now) when every
+        # subscriber only wants what comes from now on.
+        starts = [s.position.until for s in cohort.subscribers.values() if not s.from_now]
         start = min((until for until in starts if until is not None), default=None)
         cohort.started, cohort.started_from = True, start
         logger.info(
