@@ -16,12 +16,15 @@ from aiohttp.typedefs import Handler
 
 from tap_disruptive.emulator.auth import Authenticator, InvalidGrant
 from tap_disruptive.emulator.config import EmulatorConfig
+from tap_disruptive.emulator.dataconnector_routes import DataConnectorRoutes
+from tap_disruptive.emulator.dataconnectors import ConnectorRegistry
 from tap_disruptive.emulator.errors import ApiError, error_body, error_response
 from tap_disruptive.emulator.fanout import StreamHub, StreamWriter, Subscriber
 from tap_disruptive.emulator.faults import FAULT_KINDS, HTTP_FAULT, Fault, HttpFaults
 from tap_disruptive.emulator.logs import LOG, access_log
 from tap_disruptive.emulator.payload_checks import check_complete, check_published
 from tap_disruptive.emulator.payloads import complete_published
+from tap_disruptive.emulator.pusher import Pusher
 from tap_disruptive.emulator.queries import (
     DeviceFilter,
     PageToken,
@@ -74,6 +77,9 @@ class Emulator:
         self.store = EventStore(list(config.project_ids), IdFactory())
         self.hub = StreamHub()
         self.store.listeners.append(self.hub.on_events)
+        self.connectors = ConnectorRegistry()
+        self.pusher = Pusher(self.connectors, config)
+        self.store.listeners.append(self.pusher.on_events)
         self.auth = Authenticator(
             key_id=config.key_id,
             secret=config.key_secret,
@@ -107,6 +113,7 @@ class Emulator:
         app.router.add_post(projects + "/devices/{device}", self.device_post)
         app.router.add_delete(projects + "/devices/{device}", self.delete_device)
         app.router.add_get(projects + "/devices/{device}/events", self.history)
+        DataConnectorRoutes(self.store, self.connectors, self.pusher).add_to(app.router, projects)
         app.router.add_get("/_emulator/ledger", self.ledger)
         app.router.add_get("/_emulator/status", self.status)
         app.router.add_post("/_emulator/faults", self.add_faults)
@@ -124,6 +131,7 @@ class Emulator:
         for task in self._tasks:
             task.cancel()
         self.hub.close_all()
+        await self.pusher.stop()
 
     def populate(self) -> None:
         self.simulator.populate()
@@ -419,6 +427,8 @@ class Emulator:
                 # Requests to DT's API by kind (token, projects, devices, history, stream, publish, ...).
                 "requests": dict(self.requests),
                 "faults_injected": dict(self.faults_injected),
+                # Data Connector pushes: attempted, succeeded, failed, retried, ... and by connector id.
+                "pushes": self.pusher.status(),
             }
         )
 
@@ -476,6 +486,8 @@ def _request_kind(path: str) -> str:
         return "history"
     if path.endswith(":publish"):
         return "publish"
+    if "/dataconnectors" in path:
+        return "dataconnectors"
     if "/devices" in path:
         return "devices"
     return "projects"

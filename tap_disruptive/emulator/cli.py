@@ -163,6 +163,28 @@ def _parser() -> argparse.ArgumentParser:
         f"naming kinds turns chaos on, every {DEFAULT_CHAOS_INTERVAL:g} s unless --chaos says otherwise",
     )
     add(
+        "--connector-retention",
+        type=real_number(0, above=True),
+        default=defaults.connector_retention,
+        metavar="SECONDS",
+        help="how long a Data Connector retries an unacknowledged push before dropping it "
+        "(default %(default)g, DT's 12 h)",
+    )
+    add(
+        "--connector-timeout",
+        type=real_number(0, above=True),
+        default=defaults.connector_timeout,
+        metavar="SECONDS",
+        help="how long a push waits for the receiver's answer (default %(default)g, as DT)",
+    )
+    add(
+        "--connector-backoff",
+        type=real_number(0, above=True),
+        default=defaults.connector_backoff,
+        metavar="SECONDS",
+        help="wait before a failed push's first retry, doubling for each further one (default %(default)g)",
+    )
+    add(
         "--log-level",
         type=str.lower,
         choices=list(logs.LEVELS),
@@ -237,6 +259,12 @@ def _log_startup(config: EmulatorConfig, emulator: Emulator, port: int, base: st
         "accepted" if config.basic_auth else "refused",
         config.indexing_delay,
         config.default_ping_interval,
+    )
+    LOG.info(
+        "data connectors: a push waits %g s for an answer, retries from %g s on, for up to %g s",
+        config.connector_timeout,
+        config.connector_backoff,
+        config.connector_retention,
     )
     if config.chaos_interval > 0:
         kinds = ", ".join(config.chaos_kinds)

@@ -38,5 +38,10 @@ class EmulatorConfig:
     # Mean seconds between random stream faults; 0 disables chaos.
     chaos_interval: float = 0.0
     chaos_kinds: tuple[str, ...] = ("cut", "end", "blank", "garbage", "error", "error_v1")
+    # Data Connectors: DT keeps an unacknowledged push queued 12 h, waits 10 s for an answer, and backs off
+    # between attempts (the first wait here, doubling each time).
+    connector_retention: float = 12 * 3600.0
+    connector_timeout: float = 10.0
+    connector_backoff: float = 1.0
     # What goes to stderr: debug, info (start-up facts and every request), warning (injected faults), error.
     log_level: str = "info"

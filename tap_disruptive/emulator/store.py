@@ -20,6 +20,7 @@ from tap_disruptive.model.ids import IdFactory, device_name
 from tap_disruptive.model.times import stamp_and_seconds
 
 _TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+_TYPE_NAMES = list(EVENT_TYPES)
 _NESTED = {name: event_type.nested for name, event_type in EVENT_TYPES.items()}
 # DT's key order; ids, names, types and stamps are plain ASCII that needs no escaping. Payloads sit under
 # `data.<eventType>`, but for labelsChanged, whose fields are `data` itself (the type is then left out).
@@ -161,6 +162,22 @@ class EventStore:
         device.times.insert(at, timestamp)
         device.recorded.insert(at, recorded_at)
         device.entries.insert(at, entry)
+
+    def latest_events(self, device: Device) -> list[tuple[int, str, bytes]]:
+        """The newest event by time of each type ``device`` reports (its state), with its ledger position
+        and type, in ledger order: what a Data Connector's sync pushes.
+        """
+        wanted = {_TYPE_CODES[name] for name in device.reported}
+        found: dict[int, int] = {}
+        for entry in reversed(device.entries):
+            code = entry & 0xFF
+            if code in wanted and code not in found:
+                found[code] = entry >> 8
+                if len(found) == len(wanted):
+                    break
+        return sorted(
+            (position, _TYPE_NAMES[code], self.ledger[position]) for code, position in found.items()
+        )
 
     def history(
         self,
