@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_disruptive.emulator.cli import advertised_host
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.serving.arguments import advertised_host
 from tap_disruptive.testing import wait_until
 from tests.support.emulators import QUIET
 from tests.support.stream_reader import open_stream

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
-import ipaddress
 import json
 import signal
 import sys
@@ -29,16 +27,10 @@ from tap_disruptive.emulator.arguments import (
 from tap_disruptive.emulator.config import EmulatorConfig
 from tap_disruptive.emulator.faults import STREAM_FAULTS
 from tap_disruptive.emulator.logs import LOG
+from tap_disruptive.serving.arguments import advertised_host, package_version, url_host
 
 # Mean seconds between chaos faults when --chaos-kinds turns chaos on without --chaos.
 DEFAULT_CHAOS_INTERVAL = 10.0
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("tap-disruptive")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"  # a source tree that was never installed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,21 +215,6 @@ def _chaos(
     return interval or DEFAULT_CHAOS_INTERVAL, kinds
 
 
-def advertised_host(host: str) -> str:
-    """Where clients reach a server bound to `host`: loopback for a wildcard bind, else `host` itself."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "127.0.0.1"  # a name such as localhost, or "" for every interface
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
-    return host
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def _log_startup(config: EmulatorConfig, emulator: Emulator, port: int, base: str) -> None:
     LOG.info(
         "version %s listening on %s port %d; clients use %s",
@@ -281,7 +258,7 @@ async def serve(config: EmulatorConfig) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = runner.addresses[0][1]
-    base = f"http://{_url_host(advertised_host(config.host))}:{port}"
+    base = f"http://{url_host(advertised_host(config.host))}:{port}"
     emulator.token_url = f"{base}/oauth2/token"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

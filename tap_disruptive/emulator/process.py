@@ -12,72 +12,37 @@ Its stdout carries one JSON line, where it listens, and nothing after it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from types import TracebackType
 from typing import IO, Any
 
 import requests
 
+from tap_disruptive.serving.process import ServerProcess
 
-class EmulatorProcess:
+
+class EmulatorProcess(ServerProcess):
     """A `disruptive-emulator` child process on loopback, with helpers for its emulator API."""
+
+    module = "tap_disruptive.emulator"
+    what = "the emulator"
 
     def __init__(
         self, *args: str, startup_timeout: float = 60.0, stderr: int | IO[Any] | None = None
     ) -> None:
-        self.args = args
-        self.startup_timeout = startup_timeout
-        self.stderr = stderr
-        self.info: dict[str, Any] = {}
-        self._process: subprocess.Popen[str] | None = None
+        super().__init__(*args, startup_timeout=startup_timeout, stderr=stderr)
         self.http = requests.Session()
 
     def __repr__(self) -> str:
         return f"EmulatorProcess(api_url={self.info.get('api_url')!r})"
 
-    # --- lifecycle -----------------------------------------------------------------------------------
-
     def start(self) -> EmulatorProcess:
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, run by this interpreter
-            # A later --log-level among the arguments wins: argparse keeps the last.
-            [sys.executable, "-m", "tap_disruptive.emulator", "--log-level", "warning", *self.args],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            code = self._process.wait(timeout=self.startup_timeout)
-            raise RuntimeError(f"the emulator exited with {code} before it was ready")
-        self.info = json.loads(line)
+        super().start()
         self.http.auth = (self.key_id, self.key_secret)
         return self
 
     def stop(self) -> int | None:
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        code = super().stop()
         self.http.close()
-        return self._process.returncode
-
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+        return code
 
     # --- where it is ---------------------------------------------------------------------------------
 

@@ -1,0 +1,3 @@
+from tap_disruptive.receiver.cli import main
+
+main()

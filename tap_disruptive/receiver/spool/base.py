@@ -1,0 +1,91 @@
+"""The spool's one interface: append a push (stored or duplicate), read on from a seq, prune old rows.
+
+`seq` is handed out in commit order and never reused, pruned rows included: a consumer that remembers the
+last seq it read and asks for the rows after it misses nothing and sees nothing twice.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from tap_disruptive.receiver.push import Push
+
+READ_LIMIT = 1000
+
+
+class Appended(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+class SpoolError(Exception):
+    """The spool could not do what was asked (unreachable, locked, full disk); the caller may retry."""
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    seq: int
+    event_id: str
+    event_type: str
+    target_name: str
+    timestamp: str
+    # When the receiver stored it, a canonical stamp.
+    received_at: str
+    # The push body as received.
+    body: str
+
+    def document(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.body)
+        return parsed
+
+    @property
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = self.document()["event"]
+        return event
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        labels: dict[str, Any] = self.document().get("labels") or {}
+        return labels
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = self.document().get("metadata") or {}
+        return metadata
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    events: int
+    oldest_received_at: str | None
+    newest_received_at: str | None
+
+
+class Spool(Protocol):
+    """Durable storage of pushes. Calls block; `OffloadedSpool` runs them off the event loop."""
+
+    kind: str
+
+    def append(self, push: Push, received_at: float) -> Appended:
+        """Store `push` durably unless its eventId is already stored; returns only once it is on disk."""
+        ...
+
+    def read(self, after_seq: int = 0, limit: int = READ_LIMIT) -> list[SpooledEvent]:
+        """Up to `limit` events with a seq above `after_seq`, in seq order."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Delete events received before `older_than` (unix seconds); returns how many."""
+        ...
+
+    def stats(self) -> SpoolStats: ...
+
+    def ping(self) -> None:
+        """Raise SpoolError unless the storage answers."""
+        ...
+
+    def close(self) -> None: ...
