@@ -20,7 +20,9 @@ from tap_disruptive.testing import airflow_connection
 ROUNDS = 100
 # How many triggers run at once in the second part (TRIGGER_LATENCY_CONCURRENT="" skips it): each runs on
 # its own (run(), its own stream), as it would outside a triggerer.
-CONCURRENT = tuple(int(n) for n in os.environ.get("TRIGGER_LATENCY_CONCURRENT", "50,200,1000").split(",") if n)
+CONCURRENT = tuple(
+    int(n) for n in os.environ.get("TRIGGER_LATENCY_CONCURRENT", "50,200,1000").split(",") if n
+)
 
 
 async def status(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> dict[str, Any]:
