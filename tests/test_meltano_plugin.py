@@ -20,6 +20,8 @@ from referencing import Registry, Resource
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.tap import TapDisruptive
+from tap_disruptive.tap.inputs import check_settings
+from tap_disruptive.tap.settings import TapConfig
 from tap_disruptive.testing import tap_config
 from tests.support.tap_runs import TAP, write_json
 from tests.test_distribution import VERSION, built_distribution
@@ -247,8 +249,11 @@ def test_meltano_configures_the_definition_from_the_environment(tmp_path: Path) 
         "max_duration": 600,
         "idle_timeout": 30,
     }
-    # The config Meltano writes is one the tap takes.
-    jsonschema.validate(config, TapDisruptive.config_jsonschema)
+    # The config Meltano writes is one the tap takes (its own check; the SDK's schema, once a tap has
+    # been made in this process, also holds the SDK's built-in settings).
+    check_settings(config, TapDisruptive.settings_schema())
+    credentials = {"key_id": "k1", "email": "sa@p1.serviceaccount.d21s.com"}
+    assert TapConfig.from_config({**config, **credentials}).bounds.max_duration == 600
 
 
 @pytest.mark.e2e

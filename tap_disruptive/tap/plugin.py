@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar
@@ -178,8 +179,10 @@ class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
         return [DevicesStream(self), EventsStream(self)]
 
 
-def main() -> None:
-    """The console script: the SDK's CLI, with configuration and DT errors as one line, not a traceback."""
+def main(early_stop: threading.Event | None = None) -> None:
+    """The console script: the SDK's CLI, with configuration and DT errors as one line, not a traceback.
+    `early_stop`: set by a signal that came before the tap was made (see `tap_disruptive.tap.main`)."""
+    StopsAtCheckpoints.early_stop = early_stop
     whole_line_stdout()
     try:
         TapDisruptive.cli()

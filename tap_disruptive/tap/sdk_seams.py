@@ -133,8 +133,12 @@ class StopsAtCheckpoints(Tap):
     """A tap that a first SIGTERM or SIGINT asks to end at its next checkpoint (`stop_requested`),
     with a final STATE written the ordinary way; a second one ends it at once, as the SDK does."""
 
+    # A stop asked for before the tap was made (the console script's first handler sets it).
+    early_stop: threading.Event | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.stop_requested = threading.Event()
+        # One flag from the start of the process: a signal before the SDK's handlers go in is kept.
+        self.stop_requested = self.early_stop if self.early_stop is not None else threading.Event()
         super().__init__(*args, **kwargs)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
