@@ -1,6 +1,6 @@
 """DisruptiveEventTrigger: waits, without blocking the triggerer, for DT events that match the filters
-and the condition. Reconnects and gap fills come from the client core, so a match published while the
-stream reconnects still fires."""
+and the condition. In a triggerer it reads its project's shared stream (`project_stream`); reconnects
+and gap fills come from the client core, so a match published while the stream reconnects still fires."""
 
 from __future__ import annotations
 
@@ -43,10 +43,13 @@ def event_document(event: Event) -> dict[str, Any]:
 class DisruptiveEventTrigger(BaseEventTrigger):
     """Fires on DT events of `project_id` passing DT's four filters and `condition`.
 
-    With the defaults it fires once, on the first match, with `{"status": "success", "event": {...}}`.
-    With `max_events` above 1 or a `window_seconds`, it collects matches until either bound and fires
-    once with `{"status": "success", "events": [...]}`. Fatal errors (refused credentials, an unknown
-    project) fire `{"status": "error", "message": ...}`. `start_time` reads history from then on first.
+    With the defaults it fires on the first match by time, with `{"status": "success", "event": {...}}`,
+    and ends (a sensor's wait); in an asset watcher (Airflow gives it a state store) it fires on every
+    match, in time order, for good, resuming from its stored position. With `max_events` above 1 or a
+    `window_seconds`, it collects matches until either bound and fires once with
+    `{"status": "success", "events": [...]}` (a watcher: window after window). Fatal errors (refused
+    credentials, an unknown project) fire `{"status": "error", "message": ...}`. `start_time` reads
+    history from then on first.
     """
 
     def __init__(
