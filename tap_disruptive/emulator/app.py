@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tap_disruptive.emulator.auth import Authenticator, InvalidGrant
+from tap_disruptive.emulator.bodies import json_body, json_response
 from tap_disruptive.emulator.config import EmulatorConfig
 from tap_disruptive.emulator.dataconnector_routes import DataConnectorRoutes
 from tap_disruptive.emulator.dataconnectors import ConnectorRegistry
@@ -47,12 +48,6 @@ _BAD_GATEWAY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head>"
     "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
 )
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
 
 
 def _raw_json(body: bytes) -> web.Response:
@@ -177,8 +172,8 @@ class Emulator:
             LOG.debug("token refused: %s", error)
             # OAuth2 answers a refused grant with 400; DT's client reads that as "could not authenticate".
             body = {**error_body(400, "invalid_grant"), "error_description": str(error)}
-            return _json(body, status=400)
-        return _json(answer)
+            return json_response(body, status=400)
+        return json_response(answer)
 
     # --- projects and devices ------------------------------------------------------------------------
 
@@ -202,13 +197,13 @@ class Emulator:
         return device
 
     async def list_projects(self, _request: web.Request) -> web.Response:
-        return _json(
+        return json_response(
             {"projects": [self._project_resource(p) for p in self.store.projects], "nextPageToken": ""}
         )
 
     async def get_project(self, request: web.Request) -> web.Response:
         self._project(request)
-        return _json(self._project_resource(request.match_info["project"]))
+        return json_response(self._project_resource(request.match_info["project"]))
 
     def _project_resource(self, project_id: str) -> dict[str, Any]:
         devices = self.store.projects[project_id].values()
@@ -243,7 +238,7 @@ class Emulator:
         offset = token.offset if token else 0
         page = matching[offset : offset + size]
         more = offset + size < len(matching)
-        return _json(
+        return json_response(
             {
                 "devices": [device.resource() for device in page],
                 "nextPageToken": PageToken(offset + size).encode() if more else "",
@@ -262,11 +257,11 @@ class Emulator:
             return await self._serve_stream(request, device.project_id, narrowed)
         if action:
             raise ApiError(404, f"unknown method :{action}")
-        return _json(device.resource())
+        return json_response(device.resource())
 
     async def create_device(self, request: web.Request) -> web.Response:
         devices = self._project(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         device_type = body.get("type")
         if device_type not in DEVICE_TYPES:
             raise ApiError(400, f"unknown device type: {device_type!r}")
@@ -278,19 +273,19 @@ class Emulator:
         device = Device(project_id, device_id, device_type, "", {"virtual-sensor": "", **labels})
         self.store.add_device(device)
         assert device_id in devices
-        return _json(device.resource())
+        return json_response(device.resource())
 
     async def delete_device(self, request: web.Request) -> web.Response:
         device = self._device(request, request.match_info["device"])
         del self.store.projects[device.project_id][device.device_id]
-        return _json({})
+        return json_response({})
 
     async def device_post(self, request: web.Request) -> web.Response:
         device_id, _, action = request.match_info["device"].partition(":")
         if action != "publish":
             raise ApiError(404, f"unknown method :{action}" if action else "method not allowed")
         device = self._device(request, device_id)
-        body = await _json_body(request)
+        body = await json_body(request)
         if len(body) != 1:
             raise ApiError(400, 'publish takes exactly one event: {"<eventType>": {...}}')
         ((event_type, given),) = body.items()
@@ -309,11 +304,11 @@ class Emulator:
         payload = complete_published(event_type, given, stamp)
         check_complete(event_type, payload)
         self.store.record(device, event_type, json.dumps(payload, separators=(",", ":")), timestamp)
-        return _json({})
+        return json_response({})
 
     async def batch_update(self, request: web.Request) -> web.Response:
         self._project(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         add, remove = body.get("addLabels") or {}, body.get("removeLabels") or []
         if not add and not remove:
             raise ApiError(400, "give addLabels or removeLabels")
@@ -333,7 +328,7 @@ class Emulator:
             self.store.change_labels(
                 device, {str(k): str(v) for k, v in add.items()}, [str(k) for k in remove]
             )
-        return _json({"batchErrors": errors})
+        return json_response({"batchErrors": errors})
 
     # --- history and stream --------------------------------------------------------------------------
 
@@ -415,7 +410,7 @@ class Emulator:
         return _raw_json(b'{"events":[' + b",".join(selected) + b'],"next":' + str(end).encode() + b"}")
 
     async def status(self, _request: web.Request) -> web.Response:
-        return _json(
+        return json_response(
             {
                 "open_streams": self.hub.open_count(),
                 "connections_served": self.hub.connections_served,
@@ -433,15 +428,15 @@ class Emulator:
         )
 
     async def add_faults(self, request: web.Request) -> web.Response:
-        body = await _json_body(request, allow_list=True)
+        body = await json_body(request, allow_list=True)
         faults = [Fault.from_json(item) for item in (body if isinstance(body, list) else [body])]
         streams = [self._inject(fault, "api") for fault in faults]
-        return _json({"faults": len(faults), "open_streams_hit": max(streams, default=0)})
+        return json_response({"faults": len(faults), "open_streams_hit": max(streams, default=0)})
 
     async def clear_faults(self, _request: web.Request) -> web.Response:
         self.http_faults.clear()
         self.hub.clear_faults()
-        return _json({})
+        return json_response({})
 
     async def _chaos(self) -> None:
         rng = random.Random(self.config.seed + 1)
@@ -464,16 +459,6 @@ class Emulator:
         self.faults_injected[fault.kind] += 1
         LOG.warning("fault injected: kind=%s source=%s %s", fault.kind, source, detail)
         return streams
-
-
-async def _json_body(request: web.Request, allow_list: bool = False) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
-    if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
 
 
 def _request_kind(path: str) -> str:

@@ -7,12 +7,11 @@ with DT's body like every other API route.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from aiohttp import web
 
+from tap_disruptive.emulator.bodies import json_body, json_response
 from tap_disruptive.emulator.dataconnectors import (
     ConnectorRegistry,
     DataConnector,
@@ -28,20 +27,6 @@ from tap_disruptive.emulator.store import EventStore
 from tap_disruptive.model.ids import IdFactory
 
 CONNECTOR_PAGE_SIZE = 100
-
-
-def _json(body: Any) -> web.Response:
-    return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")
-
-
-async def _body(request: web.Request, allow_list: bool = False) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
-    if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
 
 
 class DataConnectorRoutes:
@@ -78,7 +63,7 @@ class DataConnectorRoutes:
         token = PageToken.decode(request.query)
         offset = token.offset if token else 0
         more = offset + size < len(connectors)
-        return _json(
+        return json_response(
             {
                 "dataConnectors": [c.resource() for c in connectors[offset : offset + size]],
                 "nextPageToken": PageToken(offset + size).encode() if more else "",
@@ -87,7 +72,7 @@ class DataConnectorRoutes:
 
     async def create(self, request: web.Request) -> web.Response:
         project_id = self._project(request)
-        connector = new_connector(project_id, self._ids.new_id(time.time()), await _body(request))
+        connector = new_connector(project_id, self._ids.new_id(time.time()), await json_body(request))
         self.registry.add(connector)
         LOG.info(
             "data connector %s created in project %s, %s",
@@ -95,16 +80,16 @@ class DataConnectorRoutes:
             project_id,
             connector.status,
         )
-        return _json(connector.resource())
+        return json_response(connector.resource())
 
     async def get(self, request: web.Request) -> web.Response:
         connector_id, _, method = request.match_info["connector"].partition(":")
         connector = self._connector(request, connector_id)
         if method == "metrics":
-            return _json(self.pusher.metrics(connector))
+            return json_response(self.pusher.metrics(connector))
         if method:
             raise ApiError(404, f"unknown method :{method}")
-        return _json(connector.resource())
+        return json_response(connector.resource())
 
     async def post_method(self, request: web.Request) -> web.Response:
         connector_id, _, method = request.match_info["connector"].partition(":")
@@ -113,22 +98,22 @@ class DataConnectorRoutes:
         connector = self._connector(request, connector_id)
         queued = self.pusher.sync(connector, self.store)
         LOG.info("data connector %s: sync queued %d events", connector_id, queued)
-        return _json({})
+        return json_response({})
 
     async def patch(self, request: web.Request) -> web.Response:
         connector = self._connector(request, request.match_info["connector"])
-        apply_patch(connector, await _body(request), single(request.query, "update_mask"))
+        apply_patch(connector, await json_body(request), single(request.query, "update_mask"))
         self.pusher.connector_changed(connector)
-        return _json(connector.resource())
+        return json_response(connector.resource())
 
     async def delete(self, request: web.Request) -> web.Response:
         connector = self._connector(request, request.match_info["connector"])
         self.registry.remove(connector)
         self.pusher.connector_removed(connector)
-        return _json({})
+        return json_response({})
 
     async def add_faults(self, request: web.Request) -> web.Response:
-        body = await _body(request, allow_list=True)
+        body = await json_body(request, allow_list=True)
         faults = [PushFault.from_json(item) for item in (body if isinstance(body, list) else [body])]
         # All or none: every fault must reach a connector before any is scheduled.
         for fault in faults:
@@ -146,8 +131,8 @@ class DataConnectorRoutes:
             LOG.warning(
                 "push fault injected: kind=%s %s connectors_hit=%d", fault.kind, fault.describe(), hit
             )
-        return _json({"faults": len(faults), "connectors_hit": reached})
+        return json_response({"faults": len(faults), "connectors_hit": reached})
 
     async def clear_faults(self, _request: web.Request) -> web.Response:
         self.pusher.clear_faults()
-        return _json({})
+        return json_response({})
