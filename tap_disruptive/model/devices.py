@@ -33,13 +33,7 @@ class Device:
         """The device after a labelsChanged event's payload (`added`, `modified`, `removed`)."""
         if not isinstance(change, Mapping):
             return self
-        labels = dict(self.labels)
-        for key in ("added", "modified"):
-            if isinstance(change.get(key), Mapping):
-                labels.update({str(k): str(v) for k, v in change[key].items()})
-        for key in change.get("removed") or ():
-            labels.pop(str(key), None)
-        return replace(self, labels=labels)
+        return replace(self, labels=labels_after_change(self.labels, change))
 
     @classmethod
     def from_resource(cls, resource: Any) -> Device:
@@ -60,3 +54,15 @@ class Device:
             product_number=str(resource.get("productNumber") or "") or None,
             reported=reported if isinstance(reported, dict) else None,
         )
+
+
+def labels_after_change(labels: Mapping[str, str], change: Mapping[str, Any]) -> dict[str, str]:
+    """A new dict of labels after a labelsChanged event's payload (`added`, `modified`, `removed`); the
+    labels given are left as they were."""
+    changed = dict(labels)
+    for key in ("added", "modified"):
+        if isinstance(change.get(key), Mapping):
+            changed.update({str(k): str(v) for k, v in change[key].items()})
+    for key in change.get("removed") or ():
+        changed.pop(str(key), None)
+    return changed

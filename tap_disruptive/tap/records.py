@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from tap_disruptive.client.protocol.events import Event
-from tap_disruptive.model.devices import Device
+from tap_disruptive.model.devices import Device, labels_after_change
 from tap_disruptive.model.event_types import LABELS_CHANGED
 from tap_disruptive.tap.columns import payload_keys, snake_data, snake_keys
 
@@ -138,15 +138,6 @@ class DeviceRegistry:
         change = event.data
         if isinstance(change, dict) and event.timestamp >= self._changed_at.get(device_id, ""):
             self._changed_at[device_id] = event.timestamp
-            self._apply_label_change(device_id, change)
+            # A new dict, not an edit: records already made keep the labels they were made with.
+            self._labels[device_id] = labels_after_change(self._labels.get(device_id) or {}, change)
             self._device_json.pop(device_id, None)
-
-    def _apply_label_change(self, device_id: str, change: dict[str, Any]) -> None:
-        # Copy rather than edit: records already made keep the labels they were made with.
-        labels = dict(self._labels.get(device_id) or {})
-        for key in ("added", "modified"):
-            if isinstance(change.get(key), dict):
-                labels.update({str(k): str(v) for k, v in change[key].items()})
-        for key in change.get("removed") or ():
-            labels.pop(str(key), None)
-        self._labels[device_id] = labels
