@@ -11,7 +11,7 @@ from airflow.sdk import BaseHook
 
 from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient
 from tap_disruptive.client.drivers.sync import DisruptiveClient
-from tap_disruptive.client.protocol.errors import DisruptiveError
+from tap_disruptive.client.protocol.errors import DisruptiveError, FatalError
 from tap_disruptive.client.protocol.settings import DT_API_URL, DT_TOKEN_URL, ClientSettings, Credentials
 
 # Clients shared in a process, by event loop and connection id (see `ashared_client`).
@@ -53,6 +53,15 @@ class DisruptiveHook(BaseHook):
     async def adefault_project_id(self) -> str | None:
         project = _extra(await self.aget_connection(self.disruptive_conn_id)).get("project_id")
         return str(project) if project else None
+
+    async def aproject_id(self, project_id: str | None) -> str:
+        """`project_id`, else the connection's; FatalError naming the connection when neither is set."""
+        chosen = project_id or await self.adefault_project_id()
+        if not chosen:
+            raise FatalError(
+                f"no project_id given, and connection {self.disruptive_conn_id} has none in its extra"
+            )
+        return chosen
 
     @staticmethod
     def _settings(connection: Any, overrides: dict[str, Any]) -> ClientSettings:

@@ -183,7 +183,7 @@ class DisruptiveEventTrigger(BaseEventTrigger):
                         if not self.watches:
                             return
                     if not acknowledged:
-                        await write_position(subscriber, subscriber.position, subscriber.fired, 30.0)
+                        await write_position(subscriber, subscriber.position, subscriber.fired)
                 if window.due():
                     yield window.fire()
                     subscriber.fired += 1
@@ -252,7 +252,7 @@ class DisruptiveEventTrigger(BaseEventTrigger):
         """The subscriber's matches from its position up to now, from history, once DT has indexed them."""
         hook = DisruptiveHook(self.disruptive_conn_id)
         client = await hook.ashared_client()
-        project_id = self.project_id or await hook.adefault_project_id()
+        project_id = await hook.aproject_id(self.project_id)
         now = time.time()
         until = format_timestamp(now)
         if position.until is None or position.until >= until:
@@ -260,7 +260,7 @@ class DisruptiveEventTrigger(BaseEventTrigger):
         await asyncio.sleep(max(0.0, client.settings.indexing_delay - (time.time() - now)))
         deliveries: list[SharedDelivery] = []
         subscription = client.follow(
-            project_id or "", self.event_filter, position.until, live=False, end_time=until
+            project_id, self.event_filter, position.until, live=False, end_time=until
         )
         try:
             async for delivery in subscription.deliveries():

@@ -36,6 +36,8 @@ COHORT_WAIT = 2.0
 # An empty delivery is handed on at most this often: it lets subscribers that wait for history move on,
 # and watermarks move on a quiet stream.
 TICK_INTERVAL = 1.0
+# The position of a subscriber that fired nothing since its last write is written at most this often.
+QUIET_WRITE_INTERVAL = 30.0
 # After a fatal error (refused credentials, unknown project), a stream is opened again no sooner.
 FATAL_PAUSE = 60.0
 
@@ -80,13 +82,12 @@ class Subscriber:
 
 @dataclass
 class Cohort:
-    """The shared state of one stream in this process: its subscribers, where it started, how far it has
-    delivered, and each subscriber's position as it stood when it moved past each delivery."""
+    """The shared state of one stream in this process: its subscribers, whether it has started (a
+    subscriber joining later reads its stretch of history itself), and each subscriber's position as it
+    stood when it moved past each delivery."""
 
     subscribers: dict[int, Subscriber] = field(default_factory=dict)
-    started_from: str | None = None
     started: bool = False
-    delivered_until: str | None = None
     marks: dict[int, dict[int, tuple[Position, int]]] = field(default_factory=dict)
 
     def mark(self, seq: int, subscriber_id: int, subscriber: Subscriber) -> None:
@@ -109,9 +110,6 @@ def stream_key(conn_id: str, project_id: str) -> tuple[str, str, str]:
 
 class ProjectStreamProducer(SharedStreamProducer):
     """Follows one project for every subscriber, and writes watermarks once Airflow has stored events."""
-
-    # Watermarks of subscribers that fired nothing since their last write are written at most this often.
-    QUIET_WRITE_INTERVAL = 30.0
 
     def __init__(self, conn_id: str, project_id: str, private: bool = False, in_order: bool = True) -> None:
         """`private`: a stream for one trigger alone (run on its own), which waits for nobody. `in_order`:
@@ -149,15 +147,13 @@ class ProjectStreamProducer(SharedStreamProducer):
         every TICK_INTERVAL)."""
         hook = DisruptiveHook(self.conn_id)
         client = await hook.ashared_client()
-        project_id = self.project_id or await hook.adefault_project_id()
-        if not project_id:
-            raise FatalError(f"no project_id given, and connection {self.conn_id} has none in its extra")
+        project_id = await hook.aproject_id(self.project_id)
         cohort = self.cohort
         # The earliest position that history must be read from; none (the stream from now) when every
         # subscriber only wants what comes from now on.
         starts = [s.position.until for s in cohort.subscribers.values() if not s.from_now]
         start = min((until for until in starts if until is not None), default=None)
-        cohort.started, cohort.started_from = True, start
+        cohort.started = True
         logger.info(
             "DT stream of project %s (connection %s) opens for %d trigger(s), from %s",
             project_id,
@@ -171,8 +167,6 @@ class ProjectStreamProducer(SharedStreamProducer):
         last_tick = 0.0
         try:
             async for delivery in subscription.deliveries():
-                if delivery.complete_until is not None:
-                    cohort.delivered_until = delivery.complete_until
                 now = time.monotonic()
                 if not delivery.events and now - last_tick < TICK_INTERVAL:
                     continue
@@ -193,7 +187,7 @@ class ProjectStreamProducer(SharedStreamProducer):
         for subscriber_id, (position, fired) in latest.items():
             subscriber = self.cohort.subscribers.get(subscriber_id)
             if subscriber is not None:
-                await write_position(subscriber, position, fired, self.QUIET_WRITE_INTERVAL)
+                await write_position(subscriber, position, fired)
 
     async def aclose(self) -> None:
         self.cohort.marks.clear()
@@ -231,7 +225,7 @@ class Devices:
 
 
 async def write_position(
-    subscriber: Subscriber, position: Position, fired: int, quiet_interval: float
+    subscriber: Subscriber, position: Position, fired: int, quiet_interval: float = QUIET_WRITE_INTERVAL
 ) -> None:
     """Write a subscriber's position: at once if it has fired since the last write, else now and then."""
     if subscriber.store is None or position == subscriber.written:
