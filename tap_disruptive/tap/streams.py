@@ -132,7 +132,7 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
         report.start(starts, config.event_filter, config.live, config.bounds)
         bookmarks: dict[str, str | None] = dict.fromkeys(config.project_ids)
         registry = DeviceRegistry()
-        bounds, written, started = config.bounds, 0, time.monotonic()
+        bounds, started = config.bounds, report.started
         last_event = last_state = last_refresh = started
         for devices in self.first_listing().values():
             registry.load(devices)
@@ -151,12 +151,11 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                     if events:
                         last_event = now
                         if bounds.max_events is not None:
-                            events = events[: bounds.max_events - written]
+                            events = events[: bounds.max_events - report.written]
                         if now - last_refresh > DEVICE_REFRESH_INTERVAL and _unknown_device(registry, events):
                             registry.load(client.devices(project_id, config.event_filter))
                             last_refresh = now
                     taken = yield [registry_record(registry, event) for event in events]
-                    written += taken
                     bookmarks[project_id] = bookmark_after(
                         bookmarks[project_id], delivery.events, delivery.complete_until, taken
                     )
@@ -165,7 +164,7 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                     if now - last_state >= STATE_INTERVAL:
                         self.write_state_now()
                         last_state = now
-                    stop = _bound_reached(config, written, now - started, now - last_event)
+                    stop = _bound_reached(config, report.written, now - started, now - last_event)
                     if stop is None and tap.stop_requested.is_set():
                         stop = "a signal, at a checkpoint"
                     if stop is not None:
