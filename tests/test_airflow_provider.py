@@ -3,6 +3,7 @@ Airflow's discovery of the provider and its connection type."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -206,3 +207,18 @@ def test_message_queue_trigger_builds_our_trigger() -> None:
     built = queue_trigger.trigger
     assert isinstance(built, DisruptiveEventTrigger)
     assert built.serialize()[1]["event_types"] == ["touch"]
+
+
+def test_the_project_comes_from_the_trigger_else_the_connection_else_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def connection(extra: dict[str, str]) -> str:
+        return json.dumps({"conn_type": "disruptive", "login": "k", "password": "s", "extra": extra})
+
+    hook = DisruptiveHook()
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", connection({"project_id": "p1"}))
+    assert asyncio.run(hook.aproject_id("p2")) == "p2"
+    assert asyncio.run(hook.aproject_id(None)) == "p1"
+    monkeypatch.setenv("AIRFLOW_CONN_DISRUPTIVE_DEFAULT", connection({}))
+    with pytest.raises(FatalError, match="connection disruptive_default has none"):
+        asyncio.run(hook.aproject_id(None))
