@@ -10,11 +10,16 @@ MELTANO_VENV := .meltano-venv
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_CLI_DISABLE_VERSION_CHECK := true
 
-.PHONY: demo airflow-demo test check lint typecheck unit venv meltano bench clean
+.PHONY: demo push-demo airflow-demo test check lint typecheck unit venv meltano bench clean
 
 ## demo: the main job on the emulator: meltano run tap-disruptive target-duckdb, then what landed
 demo: venv meltano
 	$(VENV)/bin/python scripts/demo.py
+
+## push-demo: DT's push path on the emulator: its Data Connector -> disruptive-receiver (killed and
+## restarted part way) -> the spool -> meltano run tap-disruptive target-duckdb, then what landed
+push-demo: venv meltano
+	$(VENV)/bin/python scripts/push_demo.py
 
 ## airflow-demo: the provider's example DAGs on a real Airflow (api-server, scheduler, dag-processor,
 ## triggerer) against the emulator: publishes touches, door, freezer and leak events, prints the DAG runs

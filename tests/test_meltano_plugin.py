@@ -126,7 +126,7 @@ def test_the_definition_lists_the_taps_settings_exactly() -> None:
         assert setting.get("sensitive", False) == schema.get("secret", False), name
         assert ("value" in setting) == ("default" in schema), name
         assert setting.get("value") == schema.get("default"), name
-    assert [name for name, setting in settings.items() if setting.get("sensitive")] == ["key_secret"]
+    assert [name for name, setting in settings.items() if setting.get("sensitive")] == ["key_secret", "spool"]
 
 
 def test_every_setting_of_the_tap_has_a_title_and_a_description() -> None:
@@ -242,6 +242,7 @@ def test_meltano_configures_the_definition_from_the_environment(tmp_path: Path) 
         "basic_auth": False,
         "api_url": "https://api.disruptive-technologies.com/v2",
         "token_url": "https://identity.disruptive-technologies.com/oauth2/token",
+        "source": "stream",
         "label_filters": {"room": None},
         "start_date": "2026-01-01T00:00:00Z",
         "live": False,

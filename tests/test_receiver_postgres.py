@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tap_disruptive.model.pushes import parse_push
 from tap_disruptive.receiver.process import ReceiverProcess
-from tap_disruptive.receiver.push import parse_push
-from tap_disruptive.receiver.spool import SpooledEvent, open_spool
-from tap_disruptive.receiver.spool.postgres import _LOCK_KEY
+from tap_disruptive.spool import SpooledEvent, open_spool
+from tap_disruptive.spool.postgres import _LOCK_KEY
 from tap_disruptive.testing import wait_until
 from tests.support.services import Postgres
 from tests.test_receiver import SECRETS_ENV, dt_push, dt_signature, event_id_of, post

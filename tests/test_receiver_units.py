@@ -20,13 +20,13 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tap_disruptive.model.pushes import BadPush, Push, parse_push
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.receiver.app import Receiver
 from tap_disruptive.receiver.config import ConnectorSecrets, ReceiverConfig
 from tap_disruptive.receiver.logs import ScrubbingFormatter
-from tap_disruptive.receiver.push import BadPush, Push, parse_push
 from tap_disruptive.receiver.signature import SignatureRefused, SignatureVerifier
-from tap_disruptive.receiver.spool import (
+from tap_disruptive.spool import (
     Appended,
     Spool,
     SpoolError,
@@ -36,7 +36,7 @@ from tap_disruptive.receiver.spool import (
     shown_target,
     spool_password,
 )
-from tap_disruptive.receiver.spool.offload import OffloadedSpool
+from tap_disruptive.spool.offload import OffloadedSpool
 from tests.support.services import Postgres
 from tests.test_receiver import ROTATED_SECRET, SECRET, STRANGER_SECRET, dt_push, dt_signature
 
@@ -306,6 +306,12 @@ class TroubledSpool:
         return self._trouble()  # type: ignore[no-any-return]
 
     def prune(self, older_than: float) -> int:
+        return self._trouble()  # type: ignore[no-any-return]
+
+    def pruned_through(self) -> int:
+        return self._trouble()  # type: ignore[no-any-return]
+
+    def last_seq(self) -> int:
         return self._trouble()  # type: ignore[no-any-return]
 
     def stats(self) -> SpoolStats:

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tap_disruptive.model.pushes import BadPush, parse_push
 from tap_disruptive.receiver.config import ReceiverConfig
 from tap_disruptive.receiver.logs import LOG, access_log
 from tap_disruptive.receiver.metrics import BAD_BODY, TOO_LARGE, Counters
-from tap_disruptive.receiver.push import BadPush, parse_push
 from tap_disruptive.receiver.signature import HEADER, SignatureRefused, SignatureVerifier
-from tap_disruptive.receiver.spool import Appended, SpoolError
-from tap_disruptive.receiver.spool.offload import OffloadedSpool
+from tap_disruptive.spool import Appended, SpoolError
+from tap_disruptive.spool.offload import OffloadedSpool
 
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"

@@ -32,14 +32,6 @@ from tap_disruptive.receiver.config import (
 from tap_disruptive.receiver.logs import LOG
 from tap_disruptive.receiver.retention import prune_periodically
 from tap_disruptive.receiver.signature import SignatureVerifier
-from tap_disruptive.receiver.spool import (
-    SpoolError,
-    is_postgres,
-    open_spool,
-    shown_target,
-    spool_password,
-)
-from tap_disruptive.receiver.spool.offload import OffloadedSpool
 from tap_disruptive.serving.arguments import (
     OneLineParser,
     advertised_host,
@@ -48,6 +40,14 @@ from tap_disruptive.serving.arguments import (
     url_host,
     whole_number,
 )
+from tap_disruptive.spool import (
+    SpoolError,
+    is_postgres,
+    open_spool,
+    shown_target,
+    spool_password,
+)
+from tap_disruptive.spool.offload import OffloadedSpool
 
 SECRET_ENV = "DT_CONNECTOR_SECRET"  # noqa: S105 - the variable's name, not its value
 # RFC 7518 asks HS256 keys to be at least as long as the hash: 32 bytes.

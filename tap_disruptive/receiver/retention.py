@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from tap_disruptive.receiver.logs import LOG
-from tap_disruptive.receiver.spool import SpoolError
-from tap_disruptive.receiver.spool.offload import OffloadedSpool
+from tap_disruptive.spool import SpoolError
+from tap_disruptive.spool.offload import OffloadedSpool
 
 
 async def prune_periodically(

@@ -150,13 +150,16 @@ def check_state(state: Mapping[str, Any], where: str) -> None:
         if not isinstance(partitions, list) or not all(isinstance(p, dict) for p in partitions):
             raise ConfigError(f"{where}: bookmarks.{stream}.partitions must be a list of objects")
         for entry in [stream_state, *partitions]:
-            value = entry.get("replication_key_value")
-            if value is None:
-                continue
             context = entry.get("context") or {}
             label = f"bookmarks.{stream}" + (
                 f" (project {context['project_id']})" if "project_id" in context else ""
             )
+            seq = entry.get("spool_seq")
+            if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+                raise ConfigError(f"{where}: {label}: spool_seq is not a spool position: {seq!r}")
+            value = entry.get("replication_key_value")
+            if value is None:
+                continue
             try:
                 canonical_timestamp(str(value))
             except ValueError:

@@ -78,6 +78,22 @@ class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
             description="DT's OAuth2 token endpoint, or a local emulator's.",
         ),
         th.Property(
+            "source",
+            th.StringType(allowed_values=["stream", "connector"]),
+            default="stream",
+            title="Source",
+            description="Where events come from: 'stream', DT's event stream and history; or 'connector', "
+            "the spool a Data Connector receiver (disruptive-receiver) fills from DT's pushes.",
+        ),
+        th.Property(
+            "spool",
+            th.StringType,
+            secret=True,
+            title="Spool",
+            description="With source=connector: the receiver's --spool, a SQLite file path or a "
+            "postgresql:// URL. (Secret: a URL may hold a password.)",
+        ),
+        th.Property(
             "device_ids",
             th.ArrayType(th.StringType),
             title="Device IDs",
@@ -169,6 +185,9 @@ class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
         address, the credentials and the projects, with a few quick tries only: a wrong address fails in
         seconds rather than after the patience a long run deserves."""
         config = self.tap_config
+        if config.client is None:
+            self.logger.info("No service account set (source=connector): devices are not listed")
+            return {}
         with DisruptiveClient(replace(config.client, max_attempts=3, backoff_cap=1.0)) as client:
             return {
                 project_id: client.devices(project_id, config.event_filter)

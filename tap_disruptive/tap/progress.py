@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 
 from tap_disruptive.client.protocol.filters import EventFilter
-from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.times import timestamp_seconds
 from tap_disruptive.tap.settings import RunBounds
 
@@ -63,31 +62,24 @@ class RunReport:
         self._written_at_last_line = 0
         self._complete_until: dict[str, str | None] = {}
 
-    def start(
-        self,
-        starts: Mapping[str, tuple[str | None, str]],
-        event_filter: EventFilter,
-        live: bool,
-        bounds: RunBounds,
-    ) -> None:
-        """`starts`: each project's start time (None: now) and where it comes from."""
-        projects = "; ".join(
-            f"{project_id} from {start or 'now'} ({origin})" for project_id, (start, origin) in starts.items()
-        )
-        mode = "history, then the live stream" if live else "history only"
+    def start(self, reading: str, event_filter: EventFilter, bounds: RunBounds) -> None:
+        """The start line; `reading`: where the source starts (see `sources.EventSource.describe`)."""
         self.logger.info(
-            "Reading %s: %s. Filter: %s. Bounds: %s",
-            mode,
-            projects,
+            "Reading %s. Filter: %s. Bounds: %s",
+            reading,
             describe_filter(event_filter),
             describe_bounds(bounds),
         )
-        self._complete_until = {project_id: start for project_id, (start, _) in starts.items()}
 
-    def written_up_to(self, project_id: str, count: int, bookmark: str | None) -> None:
-        """`count` more events written; the project's bookmark now stands at `bookmark`."""
+    def set_starts(self, starts: Mapping[str, str | None]) -> None:
+        """Each project's start time (None: now), from which the run is behind until it writes more."""
+        self._complete_until = dict(starts)
+
+    def written_up_to(self, project_id: str | None, count: int, bookmark: str | None) -> None:
+        """`count` more events written; the project's bookmark now stands at `bookmark` (a time, where the
+        source has one)."""
         self.written += count
-        if bookmark is not None:
+        if project_id is not None and bookmark is not None:
             self._complete_until[project_id] = bookmark
         now = self._monotonic()
         since = now - self.last_line
@@ -122,7 +114,7 @@ class RunReport:
             return None
         return max(0.0, self._wall() - timestamp_seconds(min(known)))
 
-    def end(self, reason: str, stats: ClientStats) -> None:
+    def end(self, reason: str, summary: str) -> None:
         elapsed = self._monotonic() - self.started
         self.logger.info(
             "Wrote %d events in %.1f s (%.0f/s); ended by %s. %s",
@@ -130,5 +122,5 @@ class RunReport:
             elapsed,
             self.written / elapsed if elapsed > 0 else 0.0,
             reason,
-            stats.summary(),
+            summary,
         )

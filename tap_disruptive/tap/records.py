@@ -141,3 +141,12 @@ class DeviceRegistry:
             # A new dict, not an edit: records already made keep the labels they were made with.
             self._labels[device_id] = labels_after_change(self._labels.get(device_id) or {}, change)
             self._device_json.pop(device_id, None)
+
+    def learn(self, device_id: str, device_type: str | None, labels: dict[str, str]) -> None:
+        """The device's type and labels as an event carries them (a Data Connector's push): later
+        records of the device are joined with these."""
+        if self._labels.get(device_id) != labels or self._types.get(device_id) != (device_type or ""):
+            self._types[device_id] = device_type or ""
+            self._labels[device_id] = dict(labels)
+            self._changed_at.pop(device_id, None)
+            self._device_json.pop(device_id, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,11 @@ from tap_disruptive.model.times import format_timestamp, parse_timestamp
 
 class ConfigError(FatalError):
     """A setting is missing or wrong; the message names it."""
+
+
+# Where events come from: DT's event stream (and history), or the spool a Data Connector receiver fills.
+STREAM, CONNECTOR = "stream", "connector"
+SOURCES = (STREAM, CONNECTOR)
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,22 @@ class RunBounds:
 @dataclass(frozen=True)
 class TapConfig:
     project_ids: tuple[str, ...]
-    client: ClientSettings
+    # None only with the connector source and no service account: then no device is listed.
+    client: ClientSettings | None
     event_filter: EventFilter
     start_date: str | None
     live: bool
     bounds: RunBounds
+    source: str = STREAM
+    # The receiver's spool (a SQLite file or a postgresql:// URL), for the connector source.
+    spool: str | None = field(default=None, repr=False)
+
+    @property
+    def api(self) -> ClientSettings:
+        """The settings of DT's API; the stream source always has them."""
+        if self.client is None:
+            raise ConfigError("key_id, key_secret (and email): required to read DT's API")
+        return self.client
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapConfig:
@@ -47,18 +63,28 @@ class TapConfig:
         for project in projects:
             if not isinstance(project, str) or not project or "/" in project:
                 raise ConfigError(f"project_ids: not a DT project id: {project!r}")
+        source = config.get("source") or STREAM
+        if source not in SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        spool = config.get("spool") or None
+        if source == CONNECTOR and not isinstance(spool, str):
+            raise ConfigError(
+                "spool: required with source=connector (the receiver's --spool: a file or postgresql:// URL)"
+            )
         try:
-            credentials = Credentials(
-                key_id=_string(config, "key_id"),
-                key_secret=_string(config, "key_secret"),
-                email=_string(config, "email"),
-                basic_auth=bool(config.get("basic_auth", False)),
-            )
-            client = ClientSettings(
-                credentials,
-                api_url=_api_url(config.get("api_url") or DT_API_URL),
-                token_url=config.get("token_url") or DT_TOKEN_URL,
-            )
+            api_url = _api_url(config.get("api_url") or DT_API_URL)
+            client = None
+            # The connector source needs no service account: one given lists devices for `devices`.
+            if source == STREAM or _string(config, "key_id"):
+                credentials = Credentials(
+                    key_id=_string(config, "key_id"),
+                    key_secret=_string(config, "key_secret"),
+                    email=_string(config, "email"),
+                    basic_auth=bool(config.get("basic_auth", False)),
+                )
+                client = ClientSettings(
+                    credentials, api_url=api_url, token_url=config.get("token_url") or DT_TOKEN_URL
+                )
             event_filter = EventFilter.of(
                 device_ids=config.get("device_ids"),
                 label_filters=config.get("label_filters"),
@@ -80,6 +106,8 @@ class TapConfig:
                 max_duration=_bound(config, "max_duration"),
                 idle_timeout=_bound(config, "idle_timeout"),
             ),
+            source=source,
+            spool=spool if source == CONNECTOR else None,
         )
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -13,8 +14,6 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_disruptive.client.drivers.sync import DisruptiveClient
-from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.model.devices import Device
 from tap_disruptive.model.times import canonical_timestamp, format_timestamp
@@ -26,7 +25,8 @@ from tap_disruptive.tap.sdk_seams import (
     ReportedErrorsOnce,
     StopsAtCheckpoints,
 )
-from tap_disruptive.tap.settings import TapConfig
+from tap_disruptive.tap.settings import CONNECTOR, TapConfig
+from tap_disruptive.tap.sources import ConnectorSource, EventSource, StreamSource
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -43,9 +43,6 @@ def load_schema(stream: str) -> dict[str, Any]:
 
 # STATE is written at least this often while events flow (and at every end), so a stop loses nothing.
 STATE_INTERVAL = 5.0
-# A device seen in an event but missing from the last listing makes the tap list devices again, at most
-# this often.
-DEVICE_REFRESH_INTERVAL = 30.0
 
 
 class DisruptiveStream(Stream):
@@ -127,40 +124,35 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
         each batch it has written, and the bookmark moves to match."""
         config = self.tap_config
         tap: StopsAtCheckpoints = self._tap  # type: ignore[assignment]
-        starts = {project_id: self._resume_point(project_id) for project_id in config.project_ids}
         report = RunReport(self.logger)
-        report.start(starts, config.event_filter, config.live, config.bounds)
-        bookmarks: dict[str, str | None] = dict.fromkeys(config.project_ids)
         registry = DeviceRegistry()
-        bounds, started = config.bounds, report.started
-        last_event = last_state = last_refresh = started
         for devices in self.first_listing().values():
             registry.load(devices)
-        reason = "the end of history" if not config.live else "the end of the stream"
-        with DisruptiveClient(config.client) as client:
-            subscriptions = client.follow_many(
-                {project_id: start for project_id, (start, _) in starts.items()},
-                config.event_filter,
-                live=config.live,
-            )
-            deliveries = subscriptions.deliveries()
+        bounds, started = config.bounds, report.started
+        last_event = last_state = started
+        reason = "the end of the stream" if config.live else "the end of history"
+        with ExitStack() as resources:
+            source: EventSource
+            if config.source == CONNECTOR:
+                source = ConnectorSource(config, registry, self, resources)
+                reason = "the end of the spool" if not config.live else reason
+            else:
+                starts = {project_id: self._resume_point(project_id) for project_id in config.project_ids}
+                source = StreamSource(config, starts, registry, self, resources)
+                report.set_starts({project_id: start for project_id, (start, _) in starts.items()})
+            report.start(source.describe(), config.event_filter, config.bounds)
+            batches = source.batches()
             try:
-                for project_id, delivery in deliveries:
+                for batch in batches:
                     now = time.monotonic()
-                    events = delivery.events
-                    if events:
+                    count = len(batch.events)
+                    if count:
                         last_event = now
                         if bounds.max_events is not None:
-                            events = events[: bounds.max_events - report.written]
-                        if now - last_refresh > DEVICE_REFRESH_INTERVAL and _unknown_device(registry, events):
-                            registry.load(client.devices(project_id, config.event_filter))
-                            last_refresh = now
-                    taken = yield [registry_record(registry, event) for event in events]
-                    bookmarks[project_id] = bookmark_after(
-                        bookmarks[project_id], delivery.events, delivery.complete_until, taken
-                    )
-                    self._checkpoint(project_id, bookmarks[project_id])
-                    report.written_up_to(project_id, taken, bookmarks[project_id])
+                            count = min(count, bounds.max_events - report.written)
+                    taken = yield source.records(batch, count, registry_record)
+                    bookmark = source.written(batch, taken)
+                    report.written_up_to(batch.project_id, taken, bookmark)
                     if now - last_state >= STATE_INTERVAL:
                         self.write_state_now()
                         last_state = now
@@ -177,22 +169,21 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                 reason = "an error"
                 raise
             finally:
-                deliveries.close()
-                report.end(reason, subscriptions.stats)
+                batches.close()  # type: ignore[attr-defined]
+                report.end(reason, source.summary())
 
     def record_json_batches(self) -> Generator[list[bytes], int, None]:
         """The same run, records as JSON text, for the batched path (see `sdk_seams.BatchedRecords`)."""
         return self.record_batches(DeviceRegistry.record_json)
 
-    def _checkpoint(self, project_id: str, bookmark: str | None) -> None:
-        """Advance the project's bookmark to the time up to which every event has been written."""
-        if bookmark is None:
-            return
-        state = self.get_context_state({"project_id": project_id})
-        if bookmark > (state.get("replication_key_value") or ""):
-            state["replication_key"] = self.replication_key
-            state["replication_key_value"] = bookmark
-            self.state_manager.is_flushed = False
+    def partition_state(self, project_id: str) -> dict[str, Any]:
+        """A project's bookmarks, for its source to read and move."""
+        state: dict[str, Any] = self.get_context_state({"project_id": project_id})
+        return state
+
+    def moved(self) -> None:
+        """A bookmark has moved: the next STATE message carries it."""
+        self.state_manager.is_flushed = False
 
     def _resume_point(self, project_id: str) -> tuple[str | None, str]:
         """Where a project's reading starts, and why: its bookmark (a time up to which everything was
@@ -215,10 +206,6 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
         if maps[0].stream_alias != self.name:
             return False
         return all(self.mask.get(("properties", name), True) for name in self.schema["properties"])
-
-
-def _unknown_device(registry: DeviceRegistry, events: list[Event]) -> bool:
-    return not all(registry.knows(event.device_id) for event in events)
 
 
 def _bound_reached(config: TapConfig, emitted: int, elapsed: float, idle: float) -> str | None:

@@ -1,4 +1,5 @@
-"""The only code that touches sockets: it carries out the protocol's commands.
+"""The only code that does I/O: it carries out the protocol's commands.
 
-`sync` runs them with requests (for the Singer tap), `aio` with aiohttp (for Airflow's triggerer).
+`aio` talks to DT with aiohttp (for Airflow's triggerer); `sync` runs that same code on an event loop of
+its own (for the Singer tap). `spool` reads a Data Connector receiver's spool, async, with a sync face.
 """

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Protocol
 
 import backoff
 
 from tap_disruptive.client.protocol.errors import GaveUp, TransientError
-from tap_disruptive.client.protocol.settings import ClientSettings
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +32,23 @@ def wait_generator(
         error = yield delay
 
 
+class RetryKnobs(Protocol):
+    """What the retry policy reads of a client's settings (`ClientSettings`, `SpoolSettings`)."""
+
+    @property
+    def backoff_initial(self) -> float: ...
+    @property
+    def backoff_cap(self) -> float: ...
+    @property
+    def max_retry_after(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
+
+
 class Backoff:
     """Counts consecutive failures and says how long to wait before the next attempt."""
 
-    def __init__(self, settings: ClientSettings, jitter: bool = True) -> None:
+    def __init__(self, settings: RetryKnobs, jitter: bool = True) -> None:
         self._settings = settings
         self._jitter = jitter
         self.failures = 0

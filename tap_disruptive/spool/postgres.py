@@ -16,8 +16,15 @@ from typing import Any
 
 import psycopg
 
-from tap_disruptive.receiver.push import Push
-from tap_disruptive.receiver.spool.base import READ_LIMIT, Appended, SpooledEvent, SpoolError, SpoolStats
+from tap_disruptive.model.pushes import Push
+from tap_disruptive.spool.base import (
+    READ_LIMIT,
+    Appended,
+    SpooledEvent,
+    SpoolError,
+    SpoolMissing,
+    SpoolStats,
+)
 
 # "DT_SPOOL" in ASCII: the advisory lock that orders inserts, and schema creation, across processes.
 _LOCK_KEY = 0x44545F53504F4F4C
@@ -34,6 +41,7 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS spool_events_received_at ON spool_events (received_at)",
+    "CREATE TABLE IF NOT EXISTS spool_facts (name text PRIMARY KEY, value bigint NOT NULL)",
 )
 
 
@@ -48,13 +56,20 @@ def _moment(unix_seconds: float) -> datetime:
 class PostgresSpool:
     kind = "postgresql"
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, create: bool = True) -> None:
         self._url = url
         self._timeout = timeout
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
-        with self._lock, self._errors("create"):
+        with self._lock, self._errors("create" if create else "open"):
             db = self._db()
+            if not create:
+                found = db.execute(
+                    "SELECT to_regclass('spool_events'), to_regclass('spool_facts')"
+                ).fetchone()
+                if found is None or None in found:
+                    raise SpoolMissing("no spool in that PostgreSQL database: is it the receiver's --spool?")
+                return
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                 for statement in _SCHEMA:
@@ -124,11 +139,32 @@ class PostgresSpool:
         ]
 
     def prune(self, older_than: float) -> int:
+        cutoff = (_moment(older_than),)
         with self._lock, self._errors("prune"):
-            cursor = self._db().execute(
-                "DELETE FROM spool_events WHERE received_at < %s", (_moment(older_than),)
-            )
+            db = self._db()
+            with db.transaction():
+                db.execute(
+                    "INSERT INTO spool_facts (name, value)"
+                    " SELECT 'pruned_through', max(seq) FROM spool_events WHERE received_at < %s"
+                    " HAVING max(seq) IS NOT NULL"
+                    " ON CONFLICT (name) DO UPDATE SET value = greatest(spool_facts.value, excluded.value)",
+                    cutoff,
+                )
+                cursor = db.execute("DELETE FROM spool_events WHERE received_at < %s", cutoff)
         return cursor.rowcount
+
+    def pruned_through(self) -> int:
+        with self._lock, self._errors("read"):
+            return self._pruned_through()
+
+    def _pruned_through(self) -> int:
+        row = self._db().execute("SELECT value FROM spool_facts WHERE name = 'pruned_through'").fetchone()
+        return int(row[0]) if row else 0
+
+    def last_seq(self) -> int:
+        with self._lock, self._errors("read"):
+            row = self._db().execute("SELECT coalesce(max(seq), 0) FROM spool_events").fetchone()
+            return max(int(row[0]) if row else 0, self._pruned_through())
 
     def stats(self) -> SpoolStats:
         with self._lock, self._errors("count"):

@@ -13,11 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tap_disruptive.model.pushes import Push
 from tap_disruptive.model.times import format_timestamp
-from tap_disruptive.receiver.push import Push
-from tap_disruptive.receiver.spool.base import READ_LIMIT, Appended, SpooledEvent, SpoolError, SpoolStats
+from tap_disruptive.spool.base import (
+    READ_LIMIT,
+    Appended,
+    SpooledEvent,
+    SpoolError,
+    SpoolMissing,
+    SpoolStats,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -29,15 +36,18 @@ CREATE TABLE IF NOT EXISTS spool_events (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spool_events_received_at ON spool_events (received_at);
+CREATE TABLE IF NOT EXISTS spool_facts (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
 class SqliteSpool:
     kind = "sqlite"
 
-    def __init__(self, path: str | Path, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 5.0, create: bool = True) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        if not create and not self.path.is_file():
+            raise SpoolMissing(f"no spool at {self.path}: is it the receiver's --spool?")
         try:
             # Autocommit (isolation_level=None): each statement is its own transaction, committed on return.
             self._db = sqlite3.connect(
@@ -99,11 +109,36 @@ class SqliteSpool:
         return [SpooledEvent(*row) for row in rows]
 
     def prune(self, older_than: float) -> int:
+        cutoff = (format_timestamp(older_than),)
         with self._lock, _errors("prune"):
-            cursor = self._db.execute(
-                "DELETE FROM spool_events WHERE received_at < ?", (format_timestamp(older_than),)
-            )
-        return cursor.rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO spool_facts (name, value)"
+                    " SELECT 'pruned_through', max(seq) FROM spool_events WHERE received_at < ?"
+                    " GROUP BY 1"
+                    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    cutoff,
+                )
+                deleted = self._db.execute("DELETE FROM spool_events WHERE received_at < ?", cutoff).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return deleted
+
+    def pruned_through(self) -> int:
+        with self._lock, _errors("read"):
+            return self._pruned_through()
+
+    def _pruned_through(self) -> int:
+        row = self._db.execute("SELECT value FROM spool_facts WHERE name = 'pruned_through'").fetchone()
+        return int(row[0]) if row else 0
+
+    def last_seq(self) -> int:
+        with self._lock, _errors("read"):
+            row = self._db.execute("SELECT coalesce(max(seq), 0) FROM spool_events").fetchone()
+            return max(int(row[0]), self._pruned_through())
 
     def stats(self) -> SpoolStats:
         with self._lock, _errors("count"):

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tap_disruptive.receiver.push import Push
+from tap_disruptive.model.pushes import Push
 
 READ_LIMIT = 1000
 
@@ -24,6 +24,10 @@ class Appended(enum.Enum):
 
 class SpoolError(Exception):
     """The spool could not do what was asked (unreachable, locked, full disk); the caller may retry."""
+
+
+class SpoolMissing(SpoolError):
+    """A reader was pointed at a spool no receiver has made (a wrong path or database): no retry helps."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,16 @@ class Spool(Protocol):
         ...
 
     def prune(self, older_than: float) -> int:
-        """Delete events received before `older_than` (unix seconds); returns how many."""
+        """Delete events received before `older_than` (unix seconds); returns how many. The highest seq
+        deleted is remembered (`pruned_through`), so that a reader left behind learns what it missed."""
+        ...
+
+    def pruned_through(self) -> int:
+        """The highest seq ever pruned (0 if none)."""
+        ...
+
+    def last_seq(self) -> int:
+        """The highest seq stored (0 if none): where a reader of only what comes next starts."""
         ...
 
     def stats(self) -> SpoolStats: ...

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from tap_disruptive.receiver.spool.base import (
+from tap_disruptive.spool.base import (
     READ_LIMIT,
     Appended,
     Spool,
     SpooledEvent,
     SpoolError,
+    SpoolMissing,
     SpoolStats,
 )
-from tap_disruptive.receiver.spool.sqlite import SqliteSpool
+from tap_disruptive.spool.sqlite import SqliteSpool
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -21,6 +22,7 @@ __all__ = [
     "Appended",
     "Spool",
     "SpoolError",
+    "SpoolMissing",
     "SpoolStats",
     "SpooledEvent",
     "SqliteSpool",
@@ -35,16 +37,17 @@ def is_postgres(target: str) -> bool:
     return target.startswith(POSTGRES_SCHEMES)
 
 
-def open_spool(target: str) -> Spool:
-    """The spool `target` names: a postgresql:// URL, or else a SQLite file path."""
+def open_spool(target: str, create: bool = True) -> Spool:
+    """The spool `target` names: a postgresql:// URL, or else a SQLite file path. A reader passes
+    `create=False`: a spool that does not exist yet raises SpoolMissing instead of being made."""
     if not is_postgres(target):
-        return SqliteSpool(target)
+        return SqliteSpool(target, create=create)
     try:
         # psycopg is needed only for this spool, so it is imported only for it.
-        from tap_disruptive.receiver.spool.postgres import PostgresSpool  # noqa: PLC0415
+        from tap_disruptive.spool.postgres import PostgresSpool  # noqa: PLC0415
     except ImportError:
         raise SpoolError("a PostgreSQL spool needs psycopg: pip install 'tap-disruptive[postgres]'") from None
-    return PostgresSpool(target)
+    return PostgresSpool(target, create=create)
 
 
 def spool_password(target: str) -> str | None:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from tap_disruptive.receiver.push import Push
-from tap_disruptive.receiver.spool.base import Appended, Spool, SpoolError, SpoolStats
+from tap_disruptive.model.pushes import Push
+from tap_disruptive.spool.base import Appended, Spool, SpoolError, SpoolStats
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ class OffloadedSpool:
         self.spool = spool
         self.kind = spool.kind
         self._deadline = deadline
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receiver-spool")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
 
     async def _run(self, call: Callable[[], T]) -> T:
         future = asyncio.get_running_loop().run_in_executor(self._thread, call)
