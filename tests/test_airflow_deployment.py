@@ -14,10 +14,10 @@ Airflow gives a DAG run all the asset events queued since the previous run: a bu
 runs than touches, each touch still in exactly one of them. So what is compared with the touches is the
 asset events, and the triggering events of the runs taken in order.
 
-Cost on 2 shared cores, each test on its own deployment (the watcher runs ~10 s after start, its DT
-stream opens ~7 s later; the first touch after a stream opens fired only after 10-13 s): about 100 s for
-the first test and 65 s for the second, plus 4-8 s once per process to migrate the template database. A
-touch that never fires costs up to 90 s of waiting, unless a later touch fires first.
+Cost on 2 shared cores (the watcher runs ~10 s after start, its DT stream opens ~7 s later; the first
+touch after a stream opens fired only after 10-13 s): one deployment through every phase, plus 4-8 s once
+per process to migrate the template database. A touch that never fires costs up to 90 s of waiting, unless
+a later touch fires first.
 """
 
 from __future__ import annotations
@@ -179,16 +179,25 @@ def _event_id(payload: object) -> str:
     return f"<payload {payload}>"
 
 
-def touch_while_down_then_restart(button: CoffeeButton, phase: str) -> None:
+def touch_while_down_then_restart(button: CoffeeButton, triggerer: str, phase: str) -> None:
     """Two touches while no triggerer runs, a restart, and one touch once the watcher runs again."""
     button.touch()
     button.touch()
     restarting = time.monotonic()
-    button.airflow.start_triggerer("triggerer")
+    button.airflow.start_triggerer(triggerer)
     button.airflow.wait_for_watchers(1)
     button.notes.append(f"{phase}: watcher running after {time.monotonic() - restarting:.1f} s")
     button.touch()
     button.wait_fired(phase)
+
+
+def crash_right_after_firing(button: CoffeeButton, triggerer: str) -> None:
+    """Kill the triggerer as soon as it fired a touch (its event maybe not yet in the database)."""
+    crashing = button.touch()
+    logged = wait_until(lambda: button.fired_in_log(triggerer, crashing), timeout=30, interval=0.05)
+    persisted = crashing in button.fired()
+    button.stop(triggerer, signal.SIGKILL)
+    button.notes.append(f"SIGKILL {triggerer}: right after firing: {logged}, already stored: {persisted}")
 
 
 def wait_for_stream(emulator: EmulatorProcess, timeout: float = FIRE_TIMEOUT) -> float:
@@ -198,13 +207,14 @@ def wait_for_stream(emulator: EmulatorProcess, timeout: float = FIRE_TIMEOUT) ->
     return time.monotonic() - started
 
 
-def test_each_touch_fires_once_in_order_through_bursts_restarts_and_a_crash(
+def test_each_touch_fires_once_in_order_through_bursts_restarts_crashes_and_a_takeover(
     start_emulator: StartEmulator, touch_dags: Path
 ) -> None:
+    """One deployment through every phase (a deployment and its watcher take half a minute to start)."""
     emulator = start_emulator(*QUIET)
     connections = {"disruptive_default": airflow_connection(emulator)}
     began = time.monotonic()
-    with AirflowDeployment(touch_dags, connections=connections) as airflow:
+    with AirflowDeployment(touch_dags, connections=connections, triggerers=("a",)) as airflow:
         button = CoffeeButton(emulator, airflow)
         airflow.wait_for_watchers(1)
         streaming = wait_for_stream(emulator)
@@ -226,64 +236,26 @@ def test_each_touch_fires_once_in_order_through_bursts_restarts_and_a_crash(
         # A graceful restart: one touch just before SIGTERM, two while no triggerer runs, one after.
         button.touch()
         stopping = time.monotonic()
-        code = button.stop("triggerer", signal.SIGTERM)
+        code = button.stop("a", signal.SIGTERM)
         button.notes.append(f"SIGTERM: exited with {code} after {time.monotonic() - stopping:.1f} s")
-        touch_while_down_then_restart(button, "SIGTERM, restart")
+        touch_while_down_then_restart(button, "a", "SIGTERM, restart")
 
-        # A crash right after the trigger fired (its event maybe not yet in the database), two touches
-        # while the dead triggerer still holds the watcher, one once the restarted one took it over.
-        crashing = button.touch()
-        logged = wait_until(lambda: button.fired_in_log("triggerer", crashing), timeout=30, interval=0.05)
-        persisted = crashing in button.fired()
-        button.stop("triggerer", signal.SIGKILL)
-        button.notes.append(f"SIGKILL: right after firing: {logged}, its event already stored: {persisted}")
-        touch_while_down_then_restart(button, "SIGKILL, restart")
+        # A crash right after the trigger fired, two touches while the dead triggerer still holds the
+        # watcher, one once the restarted one took it over.
+        crash_right_after_firing(button, "triggerer-a")
+        touch_while_down_then_restart(button, "a", "SIGKILL, restart")
 
-        # The last touch: what would fire twice fires before it, as a watcher fires in time order.
-        button.touch()
-        button.wait_fired("last")
-        button.notes.append(f"test time so far: {time.monotonic() - began:.0f} s")
-        button.check_exactly_once()
-
-
-def test_a_standby_triggerer_takes_over_from_a_crashed_one_losing_and_repeating_nothing(
-    start_emulator: StartEmulator, touch_dags: Path
-) -> None:
-    emulator = start_emulator(*QUIET)
-    connections = {"disruptive_default": airflow_connection(emulator)}
-    began = time.monotonic()
-    with AirflowDeployment(touch_dags, connections=connections, triggerers=("a",)) as airflow:
-        button = CoffeeButton(emulator, airflow)
-        (watcher,) = airflow.wait_for_watchers(1)
-        holder = watcher.triggerer
-        streaming = wait_for_stream(emulator)
-        button.notes.append(f"start-up: {airflow.timings}, stream open {streaming:.1f} s later")
-        # The standby starts once the holder runs the watcher: a triggerer's first trigger stalls its
-        # heartbeat for 8-10 s (see airflow_deployment.py), long enough for a standby that is up to take
-        # the watcher over from a healthy triggerer.
+        # A standby, and the holder crashing: touches go on while the standby waits for the holder's
+        # heartbeat to go stale, and once the standby runs the watcher.
         airflow.start_triggerer("b")
-
-        for _ in range(2):
-            button.touch()
-            if not button.wait_fired("one by one") and len(button.touches) == 1:
-                pytest.fail("the first touch never fired:\n" + "\n".join(button.notes))
-
-        # The triggerer running the watcher now: a stall at start may have handed it over already.
+        button.touch()
+        button.wait_fired("with a standby")
         (watcher,) = airflow.wait_for_watchers(1)
-        if watcher.triggerer != holder:
-            button.notes.append(f"{holder} lost the watcher to {watcher.triggerer} before the crash")
         holder = watcher.triggerer
         assert holder is not None
         standby = "triggerer-b" if holder == "triggerer-a" else "triggerer-a"
-
-        # The holder dies right after firing; touches go on while the standby waits for its heartbeat
-        # to go stale, and once the standby runs the watcher.
-        crashing = button.touch()
-        logged = wait_until(lambda: button.fired_in_log(holder, crashing), timeout=30, interval=0.05)
-        persisted = crashing in button.fired()
-        button.stop(holder, signal.SIGKILL)
+        crash_right_after_firing(button, holder)
         killed = time.monotonic()
-        button.notes.append(f"SIGKILL {holder}: right after firing: {logged}, already stored: {persisted}")
         button.touch()
         button.touch()
         (watcher,) = airflow.wait_for_watchers(1, timeout=120)
@@ -292,6 +264,7 @@ def test_a_standby_triggerer_takes_over_from_a_crashed_one_losing_and_repeating_
         button.touch()
         button.wait_fired("takeover")
 
+        # The last touch: what would fire twice fires before it, as a watcher fires in time order.
         button.touch()
         button.wait_fired("last")
         button.notes.append(f"test time so far: {time.monotonic() - began:.0f} s")

@@ -29,7 +29,7 @@ READ_LIMIT = 1000
 @dataclass(frozen=True)
 class SpoolSettings:
     # How often an empty spool is asked again: a local read, so a short wait is cheap.
-    poll_interval: float = 0.5
+    poll_interval: float = 0.2
     # Backoff between failed reads (a locked file, a database restarting), as for DT's API.
     backoff_initial: float = 0.5
     backoff_cap: float = 30.0
