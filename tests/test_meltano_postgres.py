@@ -16,14 +16,7 @@ from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.tap.columns import snake_data
 from tap_disruptive.testing import meltano_environment, tap_config
 from tests.support.emulators import StartEmulator
-from tests.support.services import (
-    MELTANO,
-    ROOT,
-    TARGET_POSTGRES,
-    Postgres,
-    meltano_lock,
-    meltano_process_environment,
-)
+from tests.support.services import TARGET_POSTGRES, Postgres, run_meltano
 from tests.support.tap_runs import TAP, write_json
 
 pytestmark = pytest.mark.e2e
@@ -40,18 +33,7 @@ def meltano_run(
         **postgres.environment(database),
         **{f"TAP_DISRUPTIVE_{name.upper()}": value for name, value in settings.items()},
     }
-    # One pipeline run at a time in this project (Meltano refuses a second run of a running job),
-    # whichever test process asks.
-    with meltano_lock():
-        return subprocess.run(
-            [str(MELTANO), "run", "tap-disruptive", "target-postgres"],
-            cwd=ROOT,
-            env=meltano_process_environment(state_dir, extra),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+    return run_meltano(state_dir, extra, "run", "tap-disruptive", "target-postgres")
 
 
 def table(postgres: Postgres, database: str, query: str) -> list[tuple[Any, ...]]:

@@ -25,7 +25,7 @@ from tap_disruptive.receiver.process import ReceiverProcess
 from tap_disruptive.spool import open_spool
 from tap_disruptive.testing import meltano_environment, tap_config, wait_until
 from tests.support.emulators import QUIET, StartEmulator
-from tests.support.services import MELTANO, ROOT, Postgres, meltano_lock, meltano_process_environment
+from tests.support.services import Postgres, run_meltano
 from tests.support.tap_runs import TAP, last_state, messages, records, run_tap, write_json
 
 SECRET = "a-connector-signature-secret-for-tests-0123"
@@ -326,13 +326,4 @@ def meltano_connector_run(
         **meltano_environment(emulator),
         **postgres.environment(database),
     }
-    with meltano_lock():
-        return subprocess.run(
-            [str(MELTANO), "run", "tap-disruptive", "target-postgres"],
-            cwd=ROOT,
-            env=meltano_process_environment(state_dir, extra),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+    return run_meltano(state_dir, extra, "run", "tap-disruptive", "target-postgres")

@@ -82,6 +82,21 @@ def meltano_process_environment(state_dir: Path, extra: dict[str, str]) -> dict[
     }
 
 
+def run_meltano(state_dir: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`meltano <args>` in this project, with its own state in `state_dir`: one pipeline run at a time
+    (Meltano refuses a second run of a running job), whichever test process asks."""
+    with meltano_lock():
+        return subprocess.run(
+            [str(MELTANO), *args],
+            cwd=ROOT,
+            env=meltano_process_environment(state_dir, extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+
 @contextmanager
 def meltano_lock() -> Iterator[None]:
     """Held while a test runs a Meltano pipeline in this project, across test processes."""
