@@ -90,13 +90,13 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Disruptive Technologies",
-                "python-modules": ["airflow_provider.triggers.disruptive"],
+                "python-modules": ["airflow_provider.triggers.disruptive", "airflow_provider.triggers.spool"],
             }
         ],
         "sensors": [
             {
                 "integration-name": "Disruptive Technologies",
-                "python-modules": ["airflow_provider.sensors.disruptive"],
+                "python-modules": ["airflow_provider.sensors.disruptive", "airflow_provider.sensors.spool"],
             }
         ],
         "operators": [
@@ -105,5 +105,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider.operators.disruptive"],
             }
         ],
-        "queues": ["airflow_provider.queues.disruptive.DisruptiveMessageQueueProvider"],
+        "queues": [
+            "airflow_provider.queues.disruptive.DisruptiveMessageQueueProvider",
+            "airflow_provider.queues.spool.DisruptiveSpoolMessageQueueProvider",
+        ],
     }

@@ -176,6 +176,7 @@ def test_every_example_dag_parses(airflow_home: dict[str, str]) -> None:
     assert parsed["dags"] == [
         "disruptive_door_openings",
         "disruptive_freezer_alert",
+        "disruptive_spool_touches",
         "disruptive_touch_scheduled",
         "disruptive_water_leaks",
     ]

@@ -176,7 +176,10 @@ def test_provider_info_names_the_distribution_and_every_part() -> None:
     }
     for module in modules:
         __import__(module)
-    assert info["queues"] == ["airflow_provider.queues.disruptive.DisruptiveMessageQueueProvider"]
+    assert info["queues"] == [
+        "airflow_provider.queues.disruptive.DisruptiveMessageQueueProvider",
+        "airflow_provider.queues.spool.DisruptiveSpoolMessageQueueProvider",
+    ]
 
 
 def test_airflow_discovers_the_provider_and_connection_type(tmp_path: Path) -> None:

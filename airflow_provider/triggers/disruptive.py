@@ -141,7 +141,7 @@ class DisruptiveEventTrigger(BaseEventTrigger):
     # --- matching ----------------------------------------------------------------------------------------
 
     async def _fire(
-        self, stream: AsyncIterator[SharedDelivery], shared: Cohort, acknowledged: bool
+        self, stream: AsyncIterator[SharedDelivery], shared: Cohort[Position], acknowledged: bool
     ) -> AsyncIterator[TriggerEvent]:
         """TriggerEvents for the matches among the stream's deliveries, in time order. `acknowledged`:
         the stream's producer writes a watcher's position once Airflow has stored what it fired;
@@ -197,7 +197,7 @@ class DisruptiveEventTrigger(BaseEventTrigger):
                 history.cancel()
 
     def _take(
-        self, subscriber: Subscriber, delivery: SharedDelivery, window: _Window
+        self, subscriber: Subscriber[Position], delivery: SharedDelivery, window: _Window
     ) -> Iterator[TriggerEvent]:
         """Fire on the matches of one delivery that the subscriber has not dealt with; its position moves
         past the delivery (or, when not watching, up to the first match)."""

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
@@ -62,11 +62,20 @@ class PositionStore(Protocol):
     async def aset(self, key: str, value: Any) -> None: ...
 
 
+class StoredPosition(Protocol):
+    """A watcher's position as its store keeps it: a DT stream's `Position`, or a spool's seq."""
+
+    def to_json(self) -> Any: ...
+
+
+P = TypeVar("P", bound=StoredPosition)
+
+
 @dataclass
-class Subscriber:
+class Subscriber(Generic[P]):
     """A trigger reading a shared stream, as the stream's producer sees it."""
 
-    position: Position
+    position: P
     # Where its position is written once what it fired is stored (None: nothing to write, e.g. a sensor).
     store: PositionStore | None = None
     key: str = ""
@@ -75,32 +84,32 @@ class Subscriber:
     # How many events it has fired so far: a position with more fired than the last one written is
     # written at once (or the fired events would fire again after a restart).
     fired: int = 0
-    written: Position | None = None
+    written: P | None = None
     written_fired: int = 0
     written_at: float = 0.0
 
 
 @dataclass
-class Cohort:
+class Cohort(Generic[P]):
     """The shared state of one stream in this process: its subscribers, whether it has started (a
     subscriber joining later reads its stretch of history itself), and each subscriber's position as it
     stood when it moved past each delivery."""
 
-    subscribers: dict[int, Subscriber] = field(default_factory=dict)
+    subscribers: dict[int, Subscriber[P]] = field(default_factory=dict)
     started: bool = False
-    marks: dict[int, dict[int, tuple[Position, int]]] = field(default_factory=dict)
+    marks: dict[int, dict[int, tuple[P, int]]] = field(default_factory=dict)
 
-    def mark(self, seq: int, subscriber_id: int, subscriber: Subscriber) -> None:
+    def mark(self, seq: int, subscriber_id: int, subscriber: Subscriber[P]) -> None:
         """The subscriber moves past delivery `seq` with this position, having fired this many events."""
         self.marks.setdefault(seq, {})[subscriber_id] = (subscriber.position, subscriber.fired)
 
 
 # One cohort per shared-stream key, in this (triggerer) process.
-COHORTS: dict[Hashable, Cohort] = {}
+COHORTS: dict[Hashable, Cohort[Any]] = {}
 _LAST_FATAL: dict[Hashable, float] = {}
 
 
-def cohort(key: Hashable) -> Cohort:
+def cohort(key: Hashable) -> Cohort[Any]:
     return COHORTS.setdefault(key, Cohort())
 
 
@@ -119,7 +128,7 @@ class ProjectStreamProducer(SharedStreamProducer):
         self.conn_id = conn_id
         self.project_id = project_id
         self.key = stream_key(conn_id, project_id)
-        self.cohort = Cohort() if private else cohort(self.key)
+        self.cohort: Cohort[Position] = Cohort() if private else cohort(self.key)
         self.cohort_wait = 0.0 if private else COHORT_WAIT
 
     async def open_stream(self) -> AsyncIterator[tuple[SharedDelivery, int]]:
@@ -225,7 +234,7 @@ class Devices:
 
 
 async def write_position(
-    subscriber: Subscriber, position: Position, fired: int, quiet_interval: float = QUIET_WRITE_INTERVAL
+    subscriber: Subscriber[P], position: P, fired: int, quiet_interval: float = QUIET_WRITE_INTERVAL
 ) -> None:
     """Write a subscriber's position: at once if it has fired since the last write, else now and then."""
     if subscriber.store is None or position == subscriber.written:
