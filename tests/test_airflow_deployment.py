@@ -22,16 +22,19 @@ a later touch fires first.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
+from tap_disruptive.receiver.process import ReceiverProcess
 from tap_disruptive.testing import airflow_connection, wait_until
 from tests.support.airflow_deployment import KEEP_HOME_VARIABLE, AirflowDeployment, DagRun
 from tests.support.emulators import QUIET, StartEmulator
@@ -42,6 +45,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 DAG_ID = "disruptive_touch_scheduled"
 ASSET = "disruptive_coffee_button"
 TOUCH_DAG = ROOT / "airflow_provider" / "example_dags" / "touch_scheduled.py"
+SPOOL_DAG_ID = "disruptive_spool_touches"
+SPOOL_ASSET = "disruptive_spool_coffee_button"
+SPOOL_DAG = ROOT / "airflow_provider" / "example_dags" / "spool_touches.py"
+CONNECTOR_SECRET = "a-connector-signature-secret-for-tests-0123"
 
 # Publish to asset event: the first touch after a start or a takeover waits for the trigger's stream.
 FIRE_TIMEOUT = 90.0
@@ -63,9 +70,15 @@ class CoffeeButton:
     """Touches of a device labelled button=coffee (and of one labelled button=tea, which must never
     fire), and what the deployment made of them."""
 
-    def __init__(self, emulator: EmulatorProcess, airflow: AirflowDeployment) -> None:
+    def __init__(
+        self, emulator: EmulatorProcess, airflow: AirflowDeployment, asset: str = ASSET, dag_id: str = DAG_ID
+    ) -> None:
         self.emulator = emulator
         self.airflow = airflow
+        self.asset = asset
+        self.dag_id = dag_id
+        # Touches before this one are not owed (made before the watcher began to read).
+        self.owed_from = 0
         self.device = emulator.create_device("touch", {"button": "coffee"})
         self.tea = emulator.create_device("touch", {"button": "tea"})
         self.position = emulator.ledger_position()
@@ -86,7 +99,7 @@ class CoffeeButton:
         """Touches whose first asset event was stored while a triggerer was stopping: these alone may
         have been stored without the trigger hearing of it."""
         first: dict[str, datetime] = {}
-        for event in self.airflow.asset_events(ASSET):
+        for event in self.airflow.asset_events(self.asset):
             first.setdefault(_event_id(event.payload), event.timestamp)
         return {touch for touch, at in first.items() if any(start <= at <= end for start, end in self.stops)}
 
@@ -101,7 +114,7 @@ class CoffeeButton:
 
     def fired(self) -> list[str]:
         """The eventIds the asset's events carry (whatever the device), in time order."""
-        return [_event_id(event.payload) for event in self.airflow.asset_events(ASSET)]
+        return [_event_id(event.payload) for event in self.airflow.asset_events(self.asset)]
 
     def wait_fired(self, phase: str, timeout: float = FIRE_TIMEOUT) -> bool:
         """Wait until the touches since the last wait fired. A watcher fires in time order, so once the
@@ -125,6 +138,9 @@ class CoffeeButton:
             self.notes.append(f"{phase}: {missing} not fired within {timeout:.0f} s")
         return not missing
 
+    def has_fired(self, touch: str) -> bool:
+        return touch in self.fired()
+
     def fired_in_log(self, triggerer: str, event_id: str) -> bool:
         """Whether the triggerer logged firing `event_id` (it logs each event it hands to Airflow)."""
         log = self.airflow.log_path(triggerer).read_text(errors="replace")
@@ -135,13 +151,14 @@ class CoffeeButton:
         the touches in flight at a stop, which may fire a second time (see the module's doc)."""
         touches = [str(event["eventId"]) for event in self.emulator.ledger(device_ids=self.device)[0]]
         assert touches == self.touches
+        touches = touches[self.owed_from :]
         fired = self.fired()
 
         def consumed() -> list[DagRun]:
-            return [run for run in self.airflow.dag_runs(DAG_ID) if run.events]
+            return [run for run in self.airflow.dag_runs(self.dag_id) if run.events]
 
         def all_taken() -> bool:
-            return sum(len(run.events) for run in consumed()) >= len(self.airflow.asset_events(ASSET))
+            return sum(len(run.events) for run in consumed()) >= len(self.airflow.asset_events(self.asset))
 
         taken_in_time = wait_until(all_taken, timeout=RUNS_TIMEOUT, interval=0.5)
         runs = consumed()
@@ -269,3 +286,59 @@ def test_each_touch_fires_once_in_order_through_bursts_restarts_crashes_and_a_ta
         button.wait_fired("last")
         button.notes.append(f"test time so far: {time.monotonic() - began:.0f} s")
         button.check_exactly_once()
+
+
+def test_a_spool_watcher_fires_each_pushed_touch_once_through_re_sends_and_a_crash(
+    start_emulator: StartEmulator, tmp_path: Path
+) -> None:
+    """The spool example DAG, with no DT connection: the emulator's Data Connector pushes every touch to
+    a real receiver, DT re-sends some (a duplicate fault), and the triggerer is killed right after a
+    firing and restarted: each touch is one asset event, in order, and in one DAG run."""
+    emulator = start_emulator(*QUIET, "--connector-timeout", "1", "--connector-backoff", "0.2")
+    spool = tmp_path / "spool.sqlite"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(SPOOL_DAG, dags)
+    receiver_env = {"DT_CONNECTOR_SECRET": CONNECTOR_SECRET}
+    with ReceiverProcess("--port", "0", "--spool", str(spool), env=receiver_env) as receiver:
+        connectors = f"{emulator.api_url}/projects/{emulator.project_id}/dataconnectors"
+        connector = {"url": receiver.url, "signatureSecret": CONNECTOR_SECRET}
+        created = emulator.http.post(
+            connectors, json={"type": "HTTP_PUSH", "httpConfig": connector, "labels": ["button"]}, timeout=10
+        )
+        assert created.status_code == 200, created.text
+        spool_connection = json.dumps({"conn_type": "generic", "extra": {"spool": str(spool)}})
+        with AirflowDeployment(
+            dags,
+            connections={"dt_spool": spool_connection},
+            environment={"DT_PROJECT_ID": emulator.project_id},
+            triggerers=("a",),
+        ) as airflow:
+            button = CoffeeButton(emulator, airflow, SPOOL_ASSET, SPOOL_DAG_ID)
+            airflow.wait_for_watchers(1)
+            # A watcher's first run reads from the spool's end as it finds it: touches until one fires
+            # show it reading; those before it are not owed.
+            for _ in range(6):
+                if wait_until(partial(button.has_fired, button.touch()), timeout=15, interval=0.25):
+                    break
+            else:
+                pytest.fail("no touch fired:\n" + "\n".join(button.notes))
+            button.owed_from = button.awaited = len(button.touches) - 1
+            button.notes.append(f"first firing after {len(button.touches)} touches")
+
+            for _ in range(2):
+                button.touch()
+                button.wait_fired("one by one")
+            # DT re-sends: the receiver answers 200 and stores each touch once.
+            fault = {"kind": "duplicate", "count": 2}
+            assert emulator.http.post(f"{emulator.base_url}/_emulator/push-faults", json=fault, timeout=10).ok
+            button.touch()
+            button.touch()
+            button.wait_fired("pushed twice by DT")
+
+            crash_right_after_firing(button, "triggerer-a")
+            touch_while_down_then_restart(button, "a", "SIGKILL, restart")
+            button.touch()
+            button.wait_fired("last")
+            button.check_exactly_once()
+            assert receiver.metrics()["duplicates"] >= 2
