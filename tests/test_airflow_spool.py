@@ -26,7 +26,7 @@ from airflow.sdk import Connection
 from airflow_provider.conditions import all_of, field
 from airflow_provider.hooks.spool import spool_of_connection
 from airflow_provider.queues import dt_push_event
-from airflow_provider.triggers import spool as spool_triggers
+from airflow_provider.triggers import shared as shared_streams
 from airflow_provider.triggers.spool import SPOOL_POSITION_KEY, DisruptiveSpoolTrigger
 from tap_disruptive.client.protocol.errors import FatalError
 from tap_disruptive.receiver.process import ReceiverProcess
@@ -49,7 +49,7 @@ def spool(tmp_path: Path) -> Iterator[SpoolFile]:
 @pytest.fixture
 def quick_cohorts(monkeypatch: pytest.MonkeyPatch) -> None:
     # A shared reader waits this long for its cohort of triggers before it reads; 2 s in a triggerer.
-    monkeypatch.setattr(spool_triggers, "COHORT_WAIT", 0.3)
+    monkeypatch.setattr(shared_streams, "COHORT_WAIT", 0.3)
 
 
 def watcher(store: MemoryStateStore, **kwargs: Any) -> DisruptiveSpoolTrigger:

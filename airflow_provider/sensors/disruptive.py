@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
+from airflow.triggers.base import BaseTrigger
 
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
@@ -18,9 +19,50 @@ from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.model.times import format_timestamp
 
 DEFAULT_TIMEOUT = timedelta(hours=1).total_seconds()
+# DT's four filters and the condition: every sensor takes them, templated.
+FILTER_FIELDS = ("device_ids", "label_filters", "device_types", "event_types", "condition")
 
 
-class DisruptiveEventSensor(BaseSensorOperator):
+class TriggerFilters(TypedDict):
+    """The filters and the condition as the triggers take them."""
+
+    device_ids: list[str] | None
+    label_filters: dict[str, str | None] | None
+    device_types: list[str] | None
+    event_types: list[str] | None
+    condition: dict[str, Any] | None
+
+
+class FirstMatchSensor(BaseSensorOperator):
+    """What the provider's sensors share: they hand their filters and condition (`FILTER_FIELDS`, set by
+    each sensor) to a trigger, wait for it deferred, and return the match it fires (XCom)."""
+
+    device_ids: list[str] | None
+    label_filters: dict[str, str | None] | None
+    device_types: list[str] | None
+    event_types: list[str] | None
+    condition: dict[str, Any] | None
+
+    def _trigger_filters(self) -> TriggerFilters:
+        """The sensor's filters and condition, the condition checked once rendered."""
+        return TriggerFilters(
+            device_ids=self.device_ids,
+            label_filters=self.label_filters,
+            device_types=self.device_types,
+            event_types=self.event_types,
+            condition=check(self.condition) if self.condition is not None else None,
+        )
+
+    def _defer_to(self, trigger: BaseTrigger) -> None:
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if event.get("status") != "success":
+            raise AirflowException(event.get("message") or "the trigger failed")
+        return event["event"]
+
+
+class DisruptiveEventSensor(FirstMatchSensor):
     """Waits for a DT event of `project_id` that passes DT's filters and `condition`.
 
     Deferrable by default: the wait happens in the triggerer and holds no worker slot. With
@@ -28,15 +70,7 @@ class DisruptiveEventSensor(BaseSensorOperator):
     the sensor started never count.
     """
 
-    template_fields: Sequence[str] = (
-        "project_id",
-        "device_ids",
-        "label_filters",
-        "device_types",
-        "event_types",
-        "condition",
-        "disruptive_conn_id",
-    )
+    template_fields: Sequence[str] = ("project_id", *FILTER_FIELDS, "disruptive_conn_id")
 
     def __init__(
         self,
@@ -76,25 +110,14 @@ class DisruptiveEventSensor(BaseSensorOperator):
         self._started_at = self._since(context)
         if not self.deferrable:
             return super().execute(context)
-        self.defer(
-            trigger=DisruptiveEventTrigger(
+        self._defer_to(
+            DisruptiveEventTrigger(
                 project_id=self.project_id,
-                device_ids=self.device_ids,
-                label_filters=self.label_filters,
-                device_types=self.device_types,
-                event_types=self.event_types,
-                condition=check(self.condition) if self.condition is not None else None,
+                **self._trigger_filters(),
                 disruptive_conn_id=self.disruptive_conn_id,
                 start_time=self._started_at,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            )
         )
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if event.get("status") != "success":
-            raise AirflowException(event.get("message") or "the trigger failed")
-        return event["event"]
 
     def poke(self, context: Any) -> PokeReturnValue:
         hook = DisruptiveHook(self.disruptive_conn_id)

@@ -4,21 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider.conditions import check
 from airflow_provider.hooks.spool import check_source, spool_target
-from airflow_provider.sensors.disruptive import DEFAULT_TIMEOUT
+from airflow_provider.sensors.disruptive import DEFAULT_TIMEOUT, FILTER_FIELDS, FirstMatchSensor
 from airflow_provider.triggers.spool import DisruptiveSpoolTrigger
 from tap_disruptive.client.drivers.spool import SpoolReader
 from tap_disruptive.client.protocol.errors import DisruptiveError
 
 
-class DisruptiveSpoolSensor(BaseSensorOperator):
+class DisruptiveSpoolSensor(FirstMatchSensor):
     """Waits, deferred (holding no worker slot), for an event of `project_ids` in the spool that passes
     DT's filters and `condition`; see DisruptiveSpoolTrigger for `spool` / `spool_conn_id`.
 
@@ -27,16 +24,7 @@ class DisruptiveSpoolSensor(BaseSensorOperator):
     worker and the triggerer must both reach the spool.
     """
 
-    template_fields: Sequence[str] = (
-        "project_ids",
-        "spool",
-        "spool_conn_id",
-        "device_ids",
-        "label_filters",
-        "device_types",
-        "event_types",
-        "condition",
-    )
+    template_fields: Sequence[str] = ("project_ids", "spool", "spool_conn_id", *FILTER_FIELDS)
 
     def __init__(
         self,
@@ -73,26 +61,15 @@ class DisruptiveSpoolSensor(BaseSensorOperator):
                     start_seq = reader.last_seq()
             except DisruptiveError as error:
                 raise AirflowException(str(error)) from error
-        self.defer(
-            trigger=DisruptiveSpoolTrigger(
+        self._defer_to(
+            DisruptiveSpoolTrigger(
                 project_ids=self.project_ids,
                 spool=self.spool,
                 spool_conn_id=self.spool_conn_id,
-                device_ids=self.device_ids,
-                label_filters=self.label_filters,
-                device_types=self.device_types,
-                event_types=self.event_types,
-                condition=check(self.condition) if self.condition is not None else None,
+                **self._trigger_filters(),
                 start_seq=start_seq,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            )
         )
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if event.get("status") != "success":
-            raise AirflowException(event.get("message") or "the trigger failed")
-        return event["event"]
 
     def poke(self, context: Any) -> bool:
         # Never called: execute defers. A poking sensor would lose its seq between reschedules.

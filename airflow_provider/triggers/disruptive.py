@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
-from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamProducer
 
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.disruptive import DisruptiveHook
-from airflow_provider.triggers.project_stream import (
-    Cohort,
-    ProjectStreamProducer,
-    SharedDelivery,
-    Subscriber,
-    cohort,
-    stream_key,
-    write_position,
-)
+from airflow_provider.triggers.project_stream import ProjectStreamProducer, SharedDelivery, stream_key
+from airflow_provider.triggers.shared import Reading, SharedStreamTrigger, Subscriber
 from tap_disruptive.client.protocol.bookmarks import Position
 from tap_disruptive.client.protocol.errors import DisruptiveError
 from tap_disruptive.client.protocol.events import Event
@@ -40,7 +34,7 @@ def event_document(event: Event) -> dict[str, Any]:
     return {**event.as_dict(), "device_id": event.device_id, "project_id": event.project_id}
 
 
-class DisruptiveEventTrigger(BaseEventTrigger):
+class DisruptiveEventTrigger(SharedStreamTrigger[Position, SharedDelivery]):
     """Fires on DT events of `project_id` passing DT's four filters and `condition`.
 
     With the defaults it fires on the first match by time, with `{"status": "success", "event": {...}}`,
@@ -100,11 +94,6 @@ class DisruptiveEventTrigger(BaseEventTrigger):
     def collects(self) -> bool:
         return self.max_events > 1 or self.window_seconds is not None
 
-    @property
-    def watches(self) -> bool:
-        """An asset watcher (Airflow gave it a state store): it fires on every match, for good."""
-        return self.asset_state_store is not None
-
     # --- the shared stream (Airflow 3.3): one per connection and project in a triggerer -------------
 
     def shared_stream_key(self) -> Hashable:
@@ -115,86 +104,23 @@ class DisruptiveEventTrigger(BaseEventTrigger):
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
         return ProjectStreamProducer(kwargs["disruptive_conn_id"], kwargs.get("project_id") or "")
 
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        key = self.shared_stream_key()
-        async for fired in self._fire(shared_stream, cohort(key), acknowledged=True):
-            yield fired
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Without a shared stream (`dag.test()`, a trigger run on its own): a stream of its own, and a
-        watcher's position written as soon as each event is handed to Airflow."""
-        producer = ProjectStreamProducer(
+    def _private_producer(self) -> ProjectStreamProducer:
+        return ProjectStreamProducer(
             self.disruptive_conn_id, self.project_id or "", private=True, in_order=not self.collects
         )
 
-        async def deliveries() -> AsyncIterator[SharedDelivery]:
-            async for delivery, _seq in producer.open_stream():
-                yield delivery
-
-        stream = deliveries()
-        try:
-            async for fired in self._fire(stream, producer.cohort, acknowledged=False):
-                yield fired
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-
     # --- matching ----------------------------------------------------------------------------------------
 
-    async def _fire(
-        self, stream: AsyncIterator[SharedDelivery], shared: Cohort[Position], acknowledged: bool
-    ) -> AsyncIterator[TriggerEvent]:
-        """TriggerEvents for the matches among the stream's deliveries, in time order. `acknowledged`:
-        the stream's producer writes a watcher's position once Airflow has stored what it fired;
-        otherwise it is written here after each firing."""
-        me = id(self)
-        try:
-            position, from_now = await self._starting_position()
-            subscriber = Subscriber(position, self.asset_state_store, POSITION_KEY, from_now=from_now)
-        except DisruptiveError as error:
-            yield _error(error)
-            return
-        shared.subscribers[me] = subscriber
-        # Joining a stream that is already running: the stretch before it comes from history first.
-        history = None
-        if shared.started and not from_now:
-            history = asyncio.ensure_future(self._history_until_now(subscriber.position))
-        waiting: list[SharedDelivery] = []
+    async def _join(self) -> Reading[Position, SharedDelivery]:
+        position, from_now = await self._starting_position()
+        subscriber = Subscriber(position, self.asset_state_store, POSITION_KEY, from_now=from_now)
         window = _Window(self.window_seconds)
-        try:
-            async for delivery in stream:
-                if delivery.failure is not None:
-                    yield _error(delivery.failure)
-                    if not self.watches:
-                        return
-                    continue
-                pending = [delivery]
-                if history is not None:
-                    waiting.append(delivery)
-                    if not history.done():
-                        if acknowledged:
-                            shared.mark(delivery.seq, me, subscriber)
-                        continue
-                    pending, waiting = [*history.result(), *waiting], []
-                    history = None
-                for batch in pending:
-                    for fired in self._take(subscriber, batch, window):
-                        yield fired
-                        subscriber.fired += 1
-                        if not self.watches:
-                            return
-                    if not acknowledged:
-                        await write_position(subscriber, subscriber.position, subscriber.fired)
-                if window.due():
-                    yield window.fire()
-                    subscriber.fired += 1
-                    if not self.watches:
-                        return
-                if acknowledged:
-                    shared.mark(delivery.seq, me, subscriber)
-        finally:
-            shared.subscribers.pop(me, None)
-            if history is not None:
-                history.cancel()
+        return Reading(
+            subscriber,
+            take=partial(self._take, subscriber, window=window),
+            catch_up=self._history_until_now,
+            due=lambda: window.fire() if window.due() else None,
+        )
 
     def _take(
         self, subscriber: Subscriber[Position], delivery: SharedDelivery, window: _Window
@@ -287,7 +213,3 @@ class _Window:
     def fire(self) -> TriggerEvent:
         matches, self.matches, self.opened = self.matches, [], time.monotonic()
         return TriggerEvent({"status": "success", "events": matches})  # type: ignore[no-untyped-call]
-
-
-def _error(error: DisruptiveError | str) -> TriggerEvent:
-    return TriggerEvent({"status": "error", "message": str(error)})  # type: ignore[no-untyped-call]

@@ -4,7 +4,7 @@ from the receiver's spool; it needs no DT connection at all.
 The reading and filtering is the client's `AsyncSpoolReader`; here are the condition, the position (the
 spool's seq: every row up to it dealt with) and Airflow's shared streams. In a triggerer, the triggers
 that read one spool with the same projects and filters share one reader (ack mode, as the DT stream's
-triggers do in `project_stream`): a watcher's seq is written to its asset state store only once Airflow
+triggers do; see `shared`): a watcher's seq is written to its asset state store only once Airflow
 has stored what it fired. A trigger that joins a running reader reads the rows before it itself first.
 """
 
@@ -14,29 +14,22 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
-from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.shared_stream import SharedStreamProducer
 
 from airflow_provider.conditions import check, evaluate
 from airflow_provider.hooks.spool import aspool_target, check_source
 from airflow_provider.pushes import push_document
-from airflow_provider.triggers.project_stream import (
-    COHORT_WAIT,
-    FATAL_PAUSE,
-    TICK_INTERVAL,
-    Cohort,
-    Subscriber,
-    cohort,
-    write_position,
-)
+from airflow_provider.triggers.shared import AcknowledgedProducer, Reading, SharedStreamTrigger, Subscriber
 from tap_disruptive.client.drivers.spool import AsyncSpoolReader
-from tap_disruptive.client.protocol.errors import DisruptiveError, FatalError
+from tap_disruptive.client.protocol.errors import FatalError
 from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.retry import Backoff
 from tap_disruptive.client.protocol.spooled import PushedEvent, SpoolUnavailable
 from tap_disruptive.spool import shown_target
 
@@ -44,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 # Where an asset watcher keeps its position: the spool seq up to which every row has been dealt with.
 SPOOL_POSITION_KEY = "disruptive_spool_seq"
-
-_LAST_FATAL: dict[Hashable, float] = {}
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ def spool_event_document(pushed: PushedEvent) -> dict[str, Any]:
     return {**push_document(pushed), "spool_seq": pushed.seq}
 
 
-class DisruptiveSpoolTrigger(BaseEventTrigger):
+class DisruptiveSpoolTrigger(SharedStreamTrigger[SpoolPosition, SpoolBatch]):
     """Fires on the events of `project_ids` in a receiver's spool that pass DT's four filters (the labels
     and device type being those the push carried) and `condition`.
 
@@ -146,11 +137,6 @@ class DisruptiveSpoolTrigger(BaseEventTrigger):
         shown: str = BaseTrigger.repr(classpath, kwargs)
         return shown
 
-    @property
-    def watches(self) -> bool:
-        """An asset watcher (Airflow gave it a state store): it fires on every match, for good."""
-        return self.asset_state_store is not None
-
     # --- the shared stream (Airflow 3.3): one reader per spool, projects and filters in a triggerer ---
 
     def shared_stream_key(self) -> Hashable:
@@ -168,78 +154,18 @@ class DisruptiveSpoolTrigger(BaseEventTrigger):
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
         return SpoolStreamProducer(cls(**kwargs))
 
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        async for fired in self._fire(shared_stream, cohort(self.shared_stream_key()), acknowledged=True):
-            yield fired
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Without a shared stream (`dag.test()`, a trigger run on its own): a reader of its own, and a
-        watcher's position written once each delivery's events are handed to Airflow."""
-        producer = SpoolStreamProducer(self, private=True)
-
-        async def batches() -> AsyncIterator[SpoolBatch]:
-            async for batch, _seq in producer.open_stream():
-                yield batch
-
-        stream = batches()
-        try:
-            async for fired in self._fire(stream, producer.cohort, acknowledged=False):
-                yield fired
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+    def _private_producer(self) -> SpoolStreamProducer:
+        return SpoolStreamProducer(self, private=True)
 
     # --- matching ----------------------------------------------------------------------------------------
 
-    async def _fire(
-        self, stream: AsyncIterator[SpoolBatch], shared: Cohort[SpoolPosition], acknowledged: bool
-    ) -> AsyncIterator[TriggerEvent]:
-        """TriggerEvents for the matches among the stream's batches, in seq order. `acknowledged`: the
-        producer writes a watcher's position once Airflow has stored what it fired; otherwise it is
-        written here after each batch."""
-        me = id(self)
-        try:
-            target = await aspool_target(self.spool, self.spool_conn_id)
-            position = await self._starting_position(target)
-        except DisruptiveError as error:
-            yield _error(error)
-            return
+    async def _join(self) -> Reading[SpoolPosition, SpoolBatch]:
+        target = await aspool_target(self.spool, self.spool_conn_id)
+        position = await self._starting_position(target)
         subscriber = Subscriber(position, self.asset_state_store, SPOOL_POSITION_KEY)
-        shared.subscribers[me] = subscriber
-        # Joining a reader that is already running: the rows before it are read here first.
-        catch_up = None
-        if shared.started:
-            catch_up = asyncio.ensure_future(self._catch_up(target, position.seq))
-        waiting: list[SpoolBatch] = []
-        try:
-            async for batch in stream:
-                if batch.failure is not None:
-                    yield _error(batch.failure)
-                    if not self.watches:
-                        return
-                    continue
-                pending = [batch]
-                if catch_up is not None:
-                    waiting.append(batch)
-                    if not catch_up.done():
-                        if acknowledged:
-                            shared.mark(batch.seq, me, subscriber)
-                        continue
-                    pending, waiting = [*catch_up.result(), *waiting], []
-                    catch_up = None
-                for one in pending:
-                    for fired in self._take(subscriber, one):
-                        yield fired
-                        subscriber.fired += 1
-                        if not self.watches:
-                            return
-                    if not acknowledged:
-                        await write_position(subscriber, subscriber.position, subscriber.fired)
-                if acknowledged:
-                    shared.mark(batch.seq, me, subscriber)
-        finally:
-            shared.subscribers.pop(me, None)
-            if catch_up is not None:
-                catch_up.cancel()
+        return Reading(
+            subscriber, take=partial(self._take, subscriber), catch_up=partial(self._catch_up, target)
+        )
 
     def _take(self, subscriber: Subscriber[SpoolPosition], batch: SpoolBatch) -> Iterator[TriggerEvent]:
         """Fire on the batch's matches after the subscriber's position; its position moves past each
@@ -271,13 +197,13 @@ class DisruptiveSpoolTrigger(BaseEventTrigger):
         finally:
             await reader.aclose()
 
-    async def _catch_up(self, target: str, after_seq: int) -> list[SpoolBatch]:
-        """The spool's matching rows after `after_seq`, up to its end as it is now."""
+    async def _catch_up(self, target: str, position: SpoolPosition) -> list[SpoolBatch]:
+        """The spool's matching rows after `position`, up to its end as it is now."""
         reader = AsyncSpoolReader(target)
         batches = []
         try:
             async for delivery in reader.deliveries(
-                after_seq, self.project_ids, self.event_filter, live=False
+                position.seq, self.project_ids, self.event_filter, live=False
             ):
                 batches.append(SpoolBatch(0, tuple(delivery.events), delivery.through_seq))
         finally:
@@ -285,28 +211,27 @@ class DisruptiveSpoolTrigger(BaseEventTrigger):
         return batches
 
 
-class SpoolStreamProducer(SharedStreamProducer):
+class SpoolStreamProducer(AcknowledgedProducer[SpoolPosition, SpoolBatch]):
     """Reads one spool for every subscriber, from the earliest of their seqs, and writes watchers'
     positions once Airflow has stored what they fired."""
 
     def __init__(self, config: DisruptiveSpoolTrigger, private: bool = False) -> None:
         """`private`: a reader for one trigger alone (run on its own), which waits for nobody."""
+        super().__init__(config.shared_stream_key(), private)
         self.config = config
-        self.key = config.shared_stream_key()
-        self.cohort: Cohort[SpoolPosition] = Cohort() if private else cohort(self.key)
-        self.cohort_wait = 0.0 if private else COHORT_WAIT
 
     def __repr__(self) -> str:
         return f"SpoolStreamProducer({self.key!r})"
 
-    async def open_stream(self) -> AsyncIterator[tuple[SpoolBatch, int]]:
-        pause = FATAL_PAUSE - (time.monotonic() - _LAST_FATAL.get(self.key, -FATAL_PAUSE))
-        await asyncio.sleep(max(self.cohort_wait, pause))
-        seq = 0
-        reader: AsyncSpoolReader | None = None
+    def failure(self, message: str) -> SpoolBatch:
+        return SpoolBatch(0, (), 0, failure=message)
+
+    async def follow(self) -> AsyncGenerator[SpoolBatch, None]:
+        """The spool's deliveries, after the earliest seq among the subscribers (else its newest row)."""
+        config = self.config
+        target = await aspool_target(config.spool, config.spool_conn_id)
+        reader = AsyncSpoolReader(target)
         try:
-            target = await aspool_target(self.config.spool, self.config.spool_conn_id)
-            reader = AsyncSpoolReader(target)
             # The earliest seq of the subscribers there now; those that come later catch up themselves.
             positions = [s.position.seq for s in self.cohort.subscribers.values()]
             self.cohort.started = True
@@ -314,61 +239,18 @@ class SpoolStreamProducer(SharedStreamProducer):
             logger.info(
                 "spool %s opens for %d trigger(s), after seq %d", shown_target(target), len(positions), start
             )
-            config = self.config
-            last_tick = 0.0
             async for delivery in reader.deliveries(start, config.project_ids, config.event_filter):
-                # An empty delivery comes after every empty read; passing one on now and then moves the
-                # watermarks on a quiet spool.
-                now = time.monotonic()
-                if not delivery.events and now - last_tick < TICK_INTERVAL:
-                    continue
-                last_tick = now
-                seq += 1
-                yield SpoolBatch(seq, tuple(delivery.events), delivery.through_seq), seq
-        except FatalError as error:
-            # Said to every subscriber once (a sensor fails with it), then the stream ends; it is opened
-            # again no sooner than FATAL_PAUSE.
-            _LAST_FATAL[self.key] = time.monotonic()
-            seq += 1
-            yield SpoolBatch(seq, (), 0, failure=str(error)), seq
-            raise
+                yield SpoolBatch(0, tuple(delivery.events), delivery.through_seq)
         finally:
-            self.cohort.started = False
-            if reader is not None:
-                await reader.aclose()
-
-    async def advance(self, batch: Sequence[AdvanceItem]) -> None:
-        """Every subscriber has moved past these batches; where all of them did so cleanly, what each
-        fired up to then is stored, and its position may be written."""
-        latest: dict[int, tuple[SpoolPosition, int]] = {}
-        for item in batch:
-            marks = self.cohort.marks.pop(item.broker_payload, {})
-            if item.outcome.failed == 0:
-                latest.update(marks)
-        for subscriber_id, (position, fired) in latest.items():
-            subscriber = self.cohort.subscribers.get(subscriber_id)
-            if subscriber is not None:
-                await write_position(subscriber, position, fired)
-
-    async def aclose(self) -> None:
-        self.cohort.marks.clear()
+            await reader.aclose()
 
 
 async def _last_seq(reader: AsyncSpoolReader) -> int:
     """The spool's newest seq, retried as the reader retries its reads (a locked file, a restarting
-    database); FatalError for a spool that is missing or stays unavailable."""
-    settings = reader.settings
-    wait = settings.backoff_initial
-    for attempt in range(1, settings.max_attempts + 1):
+    database); FatalError (GaveUp) for a spool that is missing or stays unavailable."""
+    retry = Backoff(reader.settings)
+    while True:
         try:
             return await reader.last_seq()
         except SpoolUnavailable as error:
-            if attempt == settings.max_attempts:
-                raise FatalError(f"the spool did not answer: {error}") from None
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, settings.backoff_cap)
-    raise AssertionError("unreachable")
-
-
-def _error(error: DisruptiveError | str) -> TriggerEvent:
-    return TriggerEvent({"status": "error", "message": str(error)})  # type: ignore[no-untyped-call]
+            await asyncio.sleep(retry.next_wait(error))
