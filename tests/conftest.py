@@ -1,4 +1,4 @@
-"""Shared fixtures: emulators started as real processes on loopback."""
+"""Shared fixtures (emulators started as real processes on loopback), and the order tests start in."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ import pytest
 from tap_disruptive.emulator.process import EmulatorProcess
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import Postgres, postgres_cluster
+
+# The modules of the longest tests (a real Airflow deployment, Meltano pipelines, the simulation, the
+# in-process triggerer): collected first, so that pytest-xdist starts them first and no long test is
+# left running alone at the end while the other workers idle.
+STARTS_FIRST = (
+    "test_airflow_deployment.py",
+    "test_meltano_postgres.py",
+    "test_simulation.py",
+    "test_airflow_shared_stream.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in STARTS_FIRST)  # stable: the rest keep their order
 
 
 @pytest.fixture
