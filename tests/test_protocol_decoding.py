@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tap_disruptive.client.protocol.decoding import BadLine, Ping, StreamDecoder, StreamError, parse_line
 from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.model.times import canonical_timestamp
 
 
 def event_line(index: int, event_type: str = "touch") -> bytes:
@@ -176,3 +177,33 @@ def test_an_impossible_timestamp_makes_a_bad_line_not_a_crash(stamp: str) -> Non
     item = parse_line(line)
     assert isinstance(item, BadLine) and item.kind == "malformed_event"
     assert "timestamp" in item.excerpt
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-02T03:04:05.654321Z",
+        "2026-01-02T03:04:05.12345xZ",
+        "2026-01-02T03:04:05.123456",
+        "2026-01-02T03:04:05.1234567Z",
+        "2026-01-02T03:04:05.123456Z ",
+        "2026-01-02T03:04:05.12345\u0663Z",  # an Arabic-Indic digit, a digit to str.isdigit
+        "2026-01-02T03:04:05.",
+        "2026-01-02T03:04:05",
+    ],
+)
+def test_a_stamp_in_a_second_already_seen_is_checked_all_the_same(stamp: str) -> None:
+    try:
+        expected: str | None = canonical_timestamp(stamp)
+    except ValueError:
+        expected = None
+    seen = event_line(8)  # its second, 2026-01-02T03:04:05, is known good from here on
+    line = event_line(9).replace(
+        b'"timestamp": "2026-01-02T03:04:05.123456Z"', b'"timestamp": ' + json.dumps(stamp).encode()
+    )
+    assert line != event_line(9)
+    for item in (StreamDecoder().feed(seen + b"\n" + line + b"\n")[1], parse_line(line)):
+        if expected is None:
+            assert isinstance(item, BadLine) and item.kind == "malformed_event"
+        else:
+            assert isinstance(item, Event) and item.timestamp == expected

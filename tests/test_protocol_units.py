@@ -202,6 +202,19 @@ def test_recent_ids_capacity_caps_memory_whatever_the_timestamps() -> None:
     assert len(recent) <= 100
 
 
+@pytest.mark.parametrize("capacity", [1, 10, 100, 5000])
+def test_recent_ids_past_capacity_forget_the_oldest_first(capacity: int) -> None:
+    stamp = "2026-01-01T00:00:00.000000Z"
+    recent = RecentIds(retention=10**9, capacity=capacity, now_stamp=lambda: stamp)
+    for index in range(3 * capacity + 2000):
+        assert recent.add(f"id{index}", stamp)
+        assert len(recent) <= capacity
+        # The latest ids, all but a 64th of capacity at most, are remembered.
+        kept = capacity - capacity // 64
+        assert not recent.add(f"id{index}", stamp)
+        assert not recent.add(f"id{max(0, index - kept + 1)}", stamp)
+
+
 # --- auth and secrets ---------------------------------------------------------------------------------
 
 

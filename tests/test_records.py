@@ -232,6 +232,34 @@ def test_text_that_cannot_be_renamed_in_place_is_renamed_all_the_same(
         assert record["data"] == data
 
 
+@pytest.mark.parametrize(
+    ("event_type", "text"),
+    [
+        # A part without digits, kept in the layout's template: a `%` in it is no format.
+        ("contact", b'{"contact":{"state":"%% %b OPEN","updateTime":"2026-01-02T03:04:05.123456Z"}}'),
+        ("contact", b'{"contact":{"state":"%s","updateTime":"%d"}}'),  # no digit anywhere: nothing to cut
+        (
+            "temperature",
+            b'{"temperature":{"value":0.0,"updateTime":"t","samples":[{"value":20,"sampleTime":"t"}]}}',
+        ),
+    ],
+)
+def test_texts_of_one_layout_are_renamed_alike(event_type: str, text: bytes) -> None:
+    texts = [
+        text,
+        text,
+        text,
+        text.translate(OTHER_DIGITS),
+        text.translate(OTHER_DIGITS).translate(OTHER_DIGITS),
+    ]
+    keys_of = payload_keys(event_type)
+    assert keys_of is not None
+    for each in texts:  # the layout is kept at the second text, and used from the third on
+        renamed = keys_of.rename(each)
+        assert renamed is not None and orjson.loads(renamed) == snake_data(event_type, orjson.loads(each))
+    both_ways([make_event(event_type, each) for each in texts])
+
+
 JSON_KEYS = st.sampled_from(
     [
         "updateTime",

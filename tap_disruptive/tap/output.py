@@ -52,9 +52,10 @@ class SingerLineWriter(GenericSingerWriter[bytes, Message]):
             tail = b',"time_extracted":' + orjson.dumps(datetime.now(UTC), option=orjson.OPT_UTC_Z) + b"}\n"
             if version is not None:
                 tail = b',"version":' + orjson.dumps(version) + tail
-            batch = head + (tail + head).join(records) + tail
-            self._pending.append(batch)
-            self._pending_bytes += len(batch)
+            # Joined once here and once by `flush`: concatenating a large batch would copy it each time.
+            batch = (tail + head).join(records)
+            self._pending += (head, batch, tail)
+            self._pending_bytes += len(head) + len(batch) + len(tail)
         if self._pending_bytes >= FLUSH_BYTES or time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
