@@ -18,6 +18,7 @@ import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.testing import airflow_connection, wait_until
+from tests.support.dag_parsing import parse_dags
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import ROOT
 
@@ -158,20 +159,7 @@ def test_door_operator_collects_exactly_the_matching_events_of_its_window(
 
 
 def test_every_example_dag_parses(airflow_home: dict[str, str]) -> None:
-    script = (
-        "import json; from airflow.dag_processing.dagbag import DagBag; "
-        f"bag = DagBag(dag_folder={str(EXAMPLES)!r}); "
-        "print(json.dumps({'errors': bag.import_errors, 'dags': sorted(bag.dag_ids)}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=airflow_home,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = parse_dags(EXAMPLES, airflow_home)
     assert parsed["errors"] == {}
     assert parsed["dags"] == [
         "disruptive_door_openings",

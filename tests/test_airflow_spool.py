@@ -30,6 +30,7 @@ from airflow_provider.triggers import shared as shared_streams
 from airflow_provider.triggers.spool import SPOOL_POSITION_KEY, DisruptiveSpoolTrigger
 from tap_disruptive.client.protocol.errors import FatalError
 from tap_disruptive.receiver.process import ReceiverProcess
+from tests.support.dag_parsing import parse_dags
 from tests.support.services import ROOT
 from tests.support.spool_pushes import OTHER_PROJECT, PROJECT, SpoolFile, event_id, push_body
 from tests.support.triggerer import MemoryStateStore, Triggerer, until
@@ -492,24 +493,13 @@ def test_a_dag_waits_with_the_spool_sensor_under_dag_test(
 @pytest.mark.e2e
 def test_the_example_dag_parses_without_a_dt_connection_or_a_spool(airflow_home: dict[str, str]) -> None:
     example = ROOT / "airflow_provider" / "example_dags" / "spool_touches.py"
-    script = (
-        "import json; from airflow.dag_processing.dagbag import DagBag; "
-        f"bag = DagBag(dag_folder={str(example)!r}); "
+    watchers = (
         "dag = bag.get_dag('disruptive_spool_touches'); "
         "watchers = [w for a in dag.timetable.asset_condition.objects for w in a.watchers]; "
-        "print(json.dumps({'errors': bag.import_errors, 'dags': sorted(bag.dag_ids), "
-        "'triggers': [w.trigger.serialize() for w in watchers]}))"
+        "result['triggers'] = [w.trigger.serialize() for w in watchers]"
     )
     environment = {key: value for key, value in airflow_home.items() if not key.startswith("AIRFLOW_CONN_")}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = parse_dags(example, environment, also=watchers)
     assert parsed["errors"] == {} and parsed["dags"] == ["disruptive_spool_touches"]
     ((classpath, kwargs),) = parsed["triggers"]
     assert classpath == "airflow_provider.triggers.spool.DisruptiveSpoolTrigger"
