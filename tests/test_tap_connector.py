@@ -28,6 +28,9 @@ from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import Postgres, run_meltano
 from tests.support.tap_runs import TAP, last_state, messages, records, run_tap, write_json
 
+# Every test runs the tap's console script (and some the emulator, the receiver and Meltano).
+pytestmark = pytest.mark.e2e
+
 SECRET = "a-connector-signature-secret-for-tests-0123"
 IDS = IdFactory()
 
@@ -187,7 +190,6 @@ def test_runs_stopped_at_any_moment_resume_from_the_spool_seq_and_lose_nothing(t
     assert repeats <= killed_after_state
 
 
-@pytest.mark.e2e
 def test_the_connector_source_writes_the_stream_sources_records(
     start_emulator: StartEmulator, tmp_path: Path
 ) -> None:
@@ -249,7 +251,6 @@ def publish_every_type(emulator: EmulatorProcess) -> int:
     return count + 2
 
 
-@pytest.mark.e2e
 def test_events_pushed_around_a_receiver_crash_land_once_in_postgres_through_meltano(
     start_emulator: StartEmulator, postgres: Postgres, tmp_path: Path
 ) -> None:
