@@ -38,10 +38,10 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 # End-to-end tests run `meltano run` and target-postgres: Meltano and its plugins are installed first.
-# Most tests wait on other processes, so four run at once even on two cores; tests are handed out one at
+# Most tests wait on other processes, so six run at once even on two cores; tests are handed out one at
 # a time, the longest first (see tests/conftest.py).
 unit: venv meltano
-	$(VENV)/bin/pytest -n 4 --maxschedchunk 1
+	$(VENV)/bin/pytest -n 6 --maxschedchunk 1
 
 ## check: the edit loop: lint, type-check and the tests that need no process but the emulator's, quickly
 check: lint typecheck
