@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,20 @@ STREAM_FAULTS = frozenset({"cut", "end", "stall", "blank", "garbage", "error", "
 HTTP_FAULT = "http"
 FAULT_KINDS = STREAM_FAULTS | {HTTP_FAULT}
 HTTP_SCOPES = frozenset({"stream", "rest", "any"})
+
+
+def fault_kind(body: Any, what: str, fields: Iterable[str], kinds: Collection[str]) -> str:
+    """The kind of a fault asked for in a JSON body (`what`: "fault", "push fault"), checked: an object,
+    no field but `fields`, a kind of `kinds`; ApiError 400 naming the problem otherwise."""
+    if not isinstance(body, dict):
+        raise ApiError(400, f"a {what} is a JSON object with a kind")
+    unknown = set(body) - set(fields)
+    if unknown:
+        raise ApiError(400, f"unknown {what} field: {sorted(unknown)[0]}")
+    kind = body.get("kind")
+    if kind not in kinds:
+        raise ApiError(400, f"unknown {what} kind {kind!r}; one of {', '.join(sorted(kinds))}")
+    return str(kind)
 
 
 @dataclass(frozen=True)
@@ -37,14 +52,7 @@ class Fault:
 
     @classmethod
     def from_json(cls, body: Any) -> Fault:
-        if not isinstance(body, dict):
-            raise ApiError(400, "a fault is a JSON object with a kind")
-        unknown = set(body) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ApiError(400, f"unknown fault field: {sorted(unknown)[0]}")
-        kind = body.get("kind")
-        if kind not in FAULT_KINDS:
-            raise ApiError(400, f"unknown fault kind {kind!r}; one of {', '.join(sorted(FAULT_KINDS))}")
+        kind = fault_kind(body, "fault", cls.__dataclass_fields__, FAULT_KINDS)
         try:
             fault = cls(**body)
         except TypeError as error:

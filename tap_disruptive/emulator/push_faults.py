@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tap_disruptive.emulator.errors import ApiError
+from tap_disruptive.emulator.faults import fault_kind
 
 DUPLICATE = "duplicate"
 REORDER = "reorder"
@@ -35,16 +36,7 @@ class PushFault:
 
     @classmethod
     def from_json(cls, body: Any) -> PushFault:
-        if not isinstance(body, dict):
-            raise ApiError(400, "a push fault is a JSON object with a kind")
-        unknown = set(body) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ApiError(400, f"unknown push fault field: {sorted(unknown)[0]}")
-        kind = body.get("kind")
-        if kind not in PUSH_FAULT_KINDS:
-            raise ApiError(
-                400, f"unknown push fault kind {kind!r}; one of {', '.join(sorted(PUSH_FAULT_KINDS))}"
-            )
+        kind = fault_kind(body, "push fault", cls.__dataclass_fields__, PUSH_FAULT_KINDS)
         count, seconds = body.get("count", 1), body.get("seconds", 2.0)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ApiError(400, "a push fault's count must be a whole number of at least 1")
