@@ -4,13 +4,11 @@ SQLite home): each DAG runs in a subprocess, as Airflow's settings are process-w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.testing import airflow_connection, wait_until
-from tests.support.dag_parsing import parse_dags
+from tests.support.dag_parsing import migrated_airflow_home, parse_dags
 from tests.support.emulators import QUIET, StartEmulator
 from tests.support.services import ROOT
 
@@ -29,21 +27,8 @@ RUNNER = Path(__file__).parent / "support" / "airflow_run.py"
 
 
 @pytest.fixture(scope="module")
-def airflow_home() -> Iterator[dict[str, str]]:
-    home = tempfile.mkdtemp(prefix="airflow-home-")
-    environment = {
-        **os.environ,
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run(
-        [str(airflow), "db", "migrate"], env=environment, check=True, capture_output=True, timeout=300
-    )
-    yield environment
+def airflow_home() -> dict[str, str]:
+    return migrated_airflow_home(EXAMPLES)
 
 
 def run_dag(

@@ -18,7 +18,7 @@ from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.model.times import format_timestamp
 from tap_disruptive.testing import airflow_connection
-from tests.support.triggerer import MemoryStateStore, Triggerer, until
+from tests.support.triggerer import MemoryStateStore, Triggerer, fired_ids, until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +33,6 @@ def watcher(store: MemoryStateStore, **filters: Any) -> DisruptiveEventTrigger:
     trigger = DisruptiveEventTrigger(**filters)
     trigger.asset_state_store = store  # type: ignore[assignment]
     return trigger
-
-
-def fired_ids(fired: list[Any], trigger_id: int | None = None) -> list[str]:
-    return [f.payload["event"]["eventId"] for f in fired if trigger_id is None or f.trigger_id == trigger_id]
 
 
 def test_many_triggers_on_one_project_share_one_stream(dt_connection: EmulatorProcess) -> None:

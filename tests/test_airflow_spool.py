@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,10 +28,10 @@ from airflow_provider.triggers import shared as shared_streams
 from airflow_provider.triggers.spool import SPOOL_POSITION_KEY, DisruptiveSpoolTrigger
 from tap_disruptive.client.protocol.errors import FatalError
 from tap_disruptive.receiver.process import ReceiverProcess
-from tests.support.dag_parsing import parse_dags
+from tests.support.dag_parsing import migrated_airflow_home, parse_dags
 from tests.support.services import ROOT
 from tests.support.spool_pushes import OTHER_PROJECT, PROJECT, SpoolFile, event_id, push_body
-from tests.support.triggerer import MemoryStateStore, Triggerer, until
+from tests.support.triggerer import MemoryStateStore, Triggerer, fired_ids, until
 from tests.test_receiver import SECRETS_ENV, dt_signature
 
 COFFEE: dict[str, str | None] = {"button": "coffee"}
@@ -57,10 +55,6 @@ def watcher(store: MemoryStateStore, **kwargs: Any) -> DisruptiveSpoolTrigger:
     trigger = DisruptiveSpoolTrigger(**kwargs)
     trigger.asset_state_store = store  # type: ignore[assignment]
     return trigger
-
-
-def fired_ids(fired: list[Any], trigger_id: int | None = None) -> list[str]:
-    return [f.payload["event"]["eventId"] for f in fired if trigger_id is None or f.trigger_id == trigger_id]
 
 
 async def take(events: AsyncIterator[Any], count: int, seconds: float = 30) -> list[dict[str, Any]]:
@@ -412,25 +406,11 @@ SENSOR_DAG = ROOT / "tests" / "support" / "spool_sensor_dag.py"
 
 
 @pytest.fixture(scope="module")
-def airflow_home() -> Iterator[dict[str, str]]:
-    home = tempfile.mkdtemp(prefix="airflow-home-")
+def airflow_home() -> dict[str, str]:
+    environment = migrated_airflow_home()
     # dag.test() runs a DAG of the DAGs folder's bundle: one that holds the test's DAG alone.
-    dags = Path(home) / "dags"
-    dags.mkdir()
-    shutil.copy(SENSOR_DAG, dags / SENSOR_DAG.name)
-    environment = {
-        **os.environ,
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run(
-        [str(airflow), "db", "migrate"], env=environment, check=True, capture_output=True, timeout=300
-    )
-    yield environment
+    shutil.copy(SENSOR_DAG, Path(environment["AIRFLOW__CORE__DAGS_FOLDER"]) / SENSOR_DAG.name)
+    return environment
 
 
 @pytest.mark.e2e

@@ -96,3 +96,8 @@ async def until(condition: Callable[[], bool], seconds: float, what: str) -> Non
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def fired_ids(fired: list[Any], trigger_id: int | None = None) -> list[str]:
+    """The eventIds of the fired events (of one trigger, if given), in the order fired."""
+    return [f.payload["event"]["eventId"] for f in fired if trigger_id is None or f.trigger_id == trigger_id]
