@@ -17,6 +17,30 @@ DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin"
 WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
 
 
+def run_pipeline(environment_name: str, variables: dict[str, str], what: str) -> int:
+    """`meltano run --full-refresh tap-disruptive target-duckdb` in the Meltano environment named, with
+    `variables` added; its exit code (said on stderr if not 0)."""
+    environment = {
+        **os.environ,
+        "MELTANO_ENVIRONMENT": environment_name,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+        **variables,
+    }
+    command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
+    print("$ " + " ".join(command[1:]) + f"   ({what})", flush=True)
+    run = subprocess.run(command, cwd=ROOT, env=environment, check=False)  # noqa: S603
+    if run.returncode != 0:
+        print(f"meltano run failed with exit code {run.returncode}", file=sys.stderr)
+    return run.returncode
+
+
+def show_warehouse() -> int:
+    """Print what landed, with the target-duckdb plugin's Python (which has duckdb)."""
+    show = [str(DUCKDB_PYTHON), str(ROOT / "scripts" / "show_warehouse.py"), str(WAREHOUSE)]
+    return subprocess.run(show, check=False).returncode  # noqa: S603
+
+
 def main() -> int:
     # Each demo is whole on its own: a new warehouse, and no state from an earlier emulator.
     WAREHOUSE.parent.mkdir(exist_ok=True)
@@ -24,23 +48,12 @@ def main() -> int:
     # Ten sensor events a second, and an hour of history for the first run to catch up on.
     with EmulatorProcess("--rate", "10", "--history-span", "3600", "--history-interval", "300") as emulator:
         print(f"emulator: {emulator.api_url}, project {emulator.project_id}", flush=True)
-        environment = {
-            **os.environ,
-            "MELTANO_ENVIRONMENT": "emulator",
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-            **meltano_environment(emulator),
-        }
-        command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
-        print("$ " + " ".join(command[1:]) + "   (follows the live stream for 15 s)", flush=True)
-        run = subprocess.run(command, cwd=ROOT, env=environment, check=False)  # noqa: S603
-        if run.returncode != 0:
-            print(f"meltano run failed with exit code {run.returncode}", file=sys.stderr)
-            return run.returncode
-    show = [str(DUCKDB_PYTHON), str(ROOT / "scripts" / "show_warehouse.py"), str(WAREHOUSE)]
-    shown = subprocess.run(show, check=False)  # noqa: S603
+        code = run_pipeline("emulator", meltano_environment(emulator), "follows the live stream for 15 s")
+        if code != 0:
+            return code
+    shown = show_warehouse()
     print("emulator stopped")
-    return shown.returncode
+    return shown
 
 
 if __name__ == "__main__":

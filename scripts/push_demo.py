@@ -5,22 +5,18 @@ and the counts are compared: pushed by DT, stored by the receiver, landed in the
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from demo import ROOT, WAREHOUSE, run_pipeline, show_warehouse
 
 from tap_disruptive.emulator.process import EmulatorProcess
 from tap_disruptive.receiver.process import ReceiverProcess
 from tap_disruptive.spool import open_spool
 from tap_disruptive.testing import meltano_environment
 
-ROOT = Path(__file__).resolve().parent.parent
-MELTANO = ROOT / ".meltano-venv" / "bin" / "meltano"
-DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
-WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
 SPOOL = ROOT / "output" / "spool.sqlite"
 PUSH_SECONDS = 8.0
 
@@ -78,22 +74,11 @@ def main() -> int:
             f"({duplicates} re-sent duplicates dropped since the restart)",
             flush=True,
         )
-        environment = {
-            **os.environ,
-            "MELTANO_ENVIRONMENT": "connector",
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-            "DT_SPOOL": str(SPOOL),
-            **meltano_environment(emulator),
-        }
-        command = [str(MELTANO), "run", "--full-refresh", "tap-disruptive", "target-duckdb"]
-        print("$ " + " ".join(command[1:]) + "   (reads the spool as it stands)", flush=True)
-        run = subprocess.run(command, cwd=ROOT, env=environment, check=False)  # noqa: S603
-        if run.returncode != 0:
-            print(f"meltano run failed with exit code {run.returncode}", file=sys.stderr)
-            return run.returncode
-    show = [str(DUCKDB_PYTHON), str(ROOT / "scripts" / "show_warehouse.py"), str(WAREHOUSE)]
-    return subprocess.run(show, check=False).returncode  # noqa: S603
+        variables = {"DT_SPOOL": str(SPOOL), **meltano_environment(emulator)}
+        code = run_pipeline("connector", variables, "reads the spool as it stands")
+        if code != 0:
+            return code
+    return show_warehouse()
 
 
 if __name__ == "__main__":
