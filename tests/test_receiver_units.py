@@ -30,6 +30,7 @@ from tap_disruptive.spool import (
     Appended,
     Spool,
     SpoolError,
+    SpoolMissing,
     SpoolStats,
     SqliteSpool,
     open_spool,
@@ -234,6 +235,31 @@ def test_prune_removes_what_was_received_before_the_cut(spool: Spool) -> None:
     assert spool.prune(older_than=ISSUED + 50) == 1
     assert [event.event_id for event in spool.read()] == [new.event_id]
     assert spool.prune(older_than=ISSUED + 50) == 0
+
+
+def test_the_highest_seq_pruned_is_remembered_for_readers_left_behind(spool: Spool) -> None:
+    assert (spool.pruned_through(), spool.last_seq()) == (0, 0)
+    for push in pushes(3):
+        spool.append(push, ISSUED)
+    (newer,) = pushes(1)
+    spool.append(newer, ISSUED + 100)
+    seqs = [event.seq for event in spool.read()]
+    assert spool.prune(older_than=ISSUED + 50) == 3
+    assert (spool.pruned_through(), spool.last_seq()) == (seqs[2], seqs[3])
+    assert spool.prune(older_than=ISSUED + 50) == 0
+    assert spool.pruned_through() == seqs[2]  # a prune that deletes nothing moves nothing
+    assert spool.prune(older_than=ISSUED + 200) == 1
+    # Everything pruned: the newest seq is still known, so a reader from now misses nothing to come.
+    assert (spool.pruned_through(), spool.last_seq()) == (seqs[3], seqs[3])
+
+
+def test_a_reader_never_makes_a_spool(spool_target: str) -> None:
+    with pytest.raises(SpoolMissing, match="no spool"):
+        open_spool(spool_target, create=False)
+    with pytest.raises(SpoolMissing, match="no spool"):  # nor any part of one: still missing
+        open_spool(spool_target, create=False)
+    open_spool(spool_target).close()  # the receiver makes it
+    open_spool(spool_target, create=False).close()
 
 
 def test_a_seq_is_never_handed_out_twice_even_after_pruning_everything(spool: Spool) -> None:
