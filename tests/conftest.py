@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import zip_longest
+from typing import Any
 
 import pytest
 
@@ -40,11 +41,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def start_emulator() -> Iterator[StartEmulator]:
-    """Start emulators with the given CLI arguments; all are stopped at the end of the test."""
+    """Start emulators with the given CLI arguments and `EmulatorProcess` options; all are stopped at the
+    end of the test."""
     started: list[EmulatorProcess] = []
 
-    def start(*args: str) -> EmulatorProcess:
-        emulator = EmulatorProcess(*args).start()
+    def start(*args: str, **options: Any) -> EmulatorProcess:
+        emulator = EmulatorProcess(*args, **options).start()
         started.append(emulator)
         return emulator
 

@@ -66,6 +66,12 @@ def logged(log_path: Path, pattern: str) -> bool:
         (("--chaos-kinds", "cut,meteor"), "--chaos-kinds"),
         (("--chaos", "0", "--chaos-kinds", "end"), "--chaos-kinds"),
         (("--log-level", "loud"), "--log-level"),
+        (("--latency", "-0.1"), "--latency"),
+        (("--latency", "inf"), "--latency"),
+        (("--rate-limit", "-1"), "--rate-limit"),
+        (("--rate-limit", "fast"), "--rate-limit"),
+        (("--rate-limit", "40", "--rate-limit-burst", "0"), "--rate-limit-burst"),
+        (("--rate-limit-burst", "5"), "--rate-limit-burst"),
     ],
 )
 def test_bad_arguments_are_refused_in_one_line_with_exit_code_2(args: tuple[str, ...], named: str) -> None:

@@ -36,6 +36,7 @@ from tap_disruptive.emulator.queries import (
 )
 from tap_disruptive.emulator.simulator import Simulator
 from tap_disruptive.emulator.store import Device, EventStore
+from tap_disruptive.emulator.throttle import Throttle
 from tap_disruptive.model.device_types import DEVICE_TYPES
 from tap_disruptive.model.event_types import EVENT_TYPES, LABELS_CHANGED
 from tap_disruptive.model.ids import EMULATED_DEVICE_PREFIX, IdFactory, split_target_name
@@ -44,6 +45,8 @@ from tap_disruptive.model.times import stamp_and_seconds, timestamp_seconds
 DEVICE_PAGE_SIZE = 100
 EVENT_PAGE_SIZE = 100
 DEFAULT_HISTORY_WINDOW = 24 * 3600.0
+# DT's API and its token endpoint: what faults, the latency and the rate limit apply to.
+_API_PREFIXES = ("/v2/", "/oauth2/")
 _BAD_GATEWAY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head>"
     "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
@@ -83,6 +86,7 @@ class Emulator:
             allow_basic=config.basic_auth,
         )
         self.http_faults = HttpFaults()
+        self.throttle = Throttle(config.latency, config.rate_limit, config.burst)
         self.simulator = Simulator(config, self.store)
         self._emulated_ids = IdFactory()
         self.token_url = ""
@@ -135,13 +139,18 @@ class Emulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path.startswith(("/v2/", "/oauth2/")):
+            if request.path.startswith(_API_PREFIXES):
+                kind = _request_kind(request.path)
+                # Every request that arrives counts, whatever answers it: a 429, an injected fault, a 401.
+                self.requests[kind] += 1
+                refusal = await self.throttle.admit(kind)
+                if refusal is not None:
+                    LOG.debug("%s %s throttled", request.method, request.path)
+                    return refusal
                 fault = self.http_faults.take(is_stream=request.path.endswith(":stream"))
                 if fault is not None:
                     LOG.debug("%s %s answered by an injected http fault", request.method, request.path)
                     return fault_response(fault)
-            if request.path.startswith(("/v2/", "/oauth2/")):
-                self.requests[_request_kind(request.path)] += 1
             if request.path.startswith("/v2/"):
                 self.user_agents[request.headers.get("User-Agent", "")] += 1
                 self.auth.check(request.headers.get("Authorization"))
@@ -419,8 +428,13 @@ class Emulator:
                 "simulated_events_skipped": self.simulator.skipped,
                 "tokens_issued": self.auth.tokens_issued,
                 "user_agents": dict(self.user_agents),
-                # Requests to DT's API by kind (token, projects, devices, history, stream, publish, ...).
+                # Requests to DT's API by kind (token, projects, devices, history, stream, publish, ...),
+                # every one that arrived: those answered 429 are in both "requests" and "throttled".
                 "requests": dict(self.requests),
+                "throttled": dict(self.throttle.throttled),
+                "latency": self.config.latency,
+                "rate_limit": self.config.rate_limit,
+                "rate_limit_burst": self.config.burst if self.config.rate_limit > 0 else None,
                 "faults_injected": dict(self.faults_injected),
                 # Data Connector pushes: attempted, succeeded, failed, retried, ... and by connector id.
                 "pushes": self.pusher.status(),

@@ -177,6 +177,29 @@ def _parser() -> argparse.ArgumentParser:
         help="wait before a failed push's first retry, doubling for each further one (default %(default)g)",
     )
     add(
+        "--latency",
+        type=real_number(0),
+        default=defaults.latency,
+        metavar="SECONDS",
+        help="answer every API and token request SECONDS later, as a remote DT would; a stream's opening "
+        "is delayed, not its lines (default %(default)g)",
+    )
+    add(
+        "--rate-limit",
+        type=real_number(0),
+        default=defaults.rate_limit,
+        metavar="N",
+        help="allow N API and token requests a second (a stream's opening is one), answering the rest "
+        "DT's 429 with Retry-After; 0 = no limit (default %(default)g)",
+    )
+    add(
+        "--rate-limit-burst",
+        type=whole_number(1),
+        default=None,
+        metavar="N",
+        help="how many requests may come at once under --rate-limit (default: the rate, at least 1)",
+    )
+    add(
         "--log-level",
         type=str.lower,
         choices=list(logs.LEVELS),
@@ -193,6 +216,8 @@ def parse_config(argv: Sequence[str] | None = None) -> EmulatorConfig:
     values = vars(args)
     values["project_ids"] = _distinct(parser, args.project_ids) or EmulatorConfig().project_ids
     values["chaos_interval"], values["chaos_kinds"] = _chaos(parser, args.chaos_interval, args.chaos_kinds)
+    if args.rate_limit_burst is not None and args.rate_limit == 0:
+        parser.error("argument --rate-limit-burst: there is no rate limit; give --rate-limit too")
     return EmulatorConfig(**values)
 
 
@@ -242,6 +267,13 @@ def _log_startup(config: EmulatorConfig, emulator: Emulator, port: int, base: st
         config.connector_timeout,
         config.connector_backoff,
         config.connector_retention,
+    )
+    LOG.info(
+        "pace: %g s latency a request; %s",
+        config.latency,
+        f"at most {config.rate_limit:g} requests a second, {config.burst} at once"
+        if config.rate_limit > 0
+        else "no rate limit",
     )
     if config.chaos_interval > 0:
         kinds = ", ".join(config.chaos_kinds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 DEMO_PROJECT_ID = "c0demoproject0000000"
@@ -43,5 +44,17 @@ class EmulatorConfig:
     connector_retention: float = 12 * 3600.0
     connector_timeout: float = 10.0
     connector_backoff: float = 1.0
+    # A remote DT's pace: seconds before each API or token request is handled, and a token bucket of
+    # `rate_limit` requests a second (0 = none) holding `rate_limit_burst` (None: the rate, at least 1).
+    latency: float = 0.0
+    rate_limit: float = 0.0
+    rate_limit_burst: int | None = None
     # What goes to stderr: debug, info (start-up facts and every request), warning (injected faults), error.
     log_level: str = "info"
+
+    @property
+    def burst(self) -> int:
+        """The token bucket's capacity: as given, else one second's worth of requests, at least 1."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1, math.ceil(self.rate_limit))

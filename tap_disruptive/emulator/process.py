@@ -5,6 +5,9 @@ emulator's own API (create, publish, faults, ledger); what other tools need to r
 with EmulatorProcess("--rate", "5") as emulator:
     print(emulator.api_url, emulator.project_id)
 
+`latency`, `rate_limit` and `rate_limit_burst` make it answer as a remote DT would (`--latency`,
+`--rate-limit`, `--rate-limit-burst`); under a rate limit the helpers below wait out its 429s.
+
 The child logs at warning (injected faults) unless the arguments give another `--log-level`, to this
 process's stderr unless `stderr` names a file: never into a pipe that nobody reads and that would fill.
 Its stdout carries one JSON line, where it listens, and nothing after it.
@@ -15,6 +18,8 @@ from __future__ import annotations
 from typing import IO, Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from tap_disruptive.serving.process import ServerProcess
 
@@ -26,10 +31,21 @@ class EmulatorProcess(ServerProcess):
     what = "the emulator"
 
     def __init__(
-        self, *args: str, startup_timeout: float = 60.0, stderr: int | IO[Any] | None = None
+        self,
+        *args: str,
+        startup_timeout: float = 60.0,
+        stderr: int | IO[Any] | None = None,
+        latency: float = 0.0,
+        rate_limit: float = 0.0,
+        rate_limit_burst: int | None = None,
     ) -> None:
-        super().__init__(*args, startup_timeout=startup_timeout, stderr=stderr)
+        pace = _pace_args(latency, rate_limit, rate_limit_burst)
+        super().__init__(*pace, *args, startup_timeout=startup_timeout, stderr=stderr)
         self.http = requests.Session()
+        if rate_limit > 0:
+            # The helpers' own requests wait out the limit: a test publishes what it needs, whatever the pace.
+            retry = Retry(total=8, status_forcelist=[429], allowed_methods=None, raise_on_status=False)
+            self.http.mount("http://", HTTPAdapter(max_retries=retry))
 
     def __repr__(self) -> str:
         return f"EmulatorProcess(api_url={self.info.get('api_url')!r})"
@@ -118,3 +134,12 @@ class EmulatorProcess(ServerProcess):
 
     def ledger_position(self) -> int:
         return int(self.status()["events_recorded"])
+
+
+def _pace_args(latency: float, rate_limit: float, burst: int | None) -> list[str]:
+    args = ["--latency", str(latency)] if latency else []
+    if rate_limit:
+        args += ["--rate-limit", str(rate_limit)]
+    if burst is not None:
+        args += ["--rate-limit-burst", str(burst)]
+    return args

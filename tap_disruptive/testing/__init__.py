@@ -7,6 +7,9 @@ the settings each tool needs to use it (the client, the tap, Meltano, Airflow).
         device_id = emulator.create_device("temperature", {"name": "Freezer"})
         emulator.publish(device_id, "temperature", {"value": -18.5})
         config = tap_config(emulator, start_date="2026-01-01T00:00:00Z", idle_timeout=2)
+
+`EmulatorProcess(latency=0.06, rate_limit=40)` answers as a remote DT would: each request 60 ms later,
+at most 40 a second (the rest get DT's 429 with `Retry-After`; the helpers' own requests wait them out).
 """
 
 from tap_disruptive.emulator.process import EmulatorProcess
