@@ -30,10 +30,9 @@ DEVICES = 1000
 def _official(info: dict[str, Any], start: str) -> int:
     import disruptive  # noqa: PLC0415 - only the child process needs it
 
-    disruptive.base_url = info["api_url"]
-    auth = disruptive.Auth.service_account(info["key_id"], info["key_secret"], info["email"])
-    auth.token_endpoint = info["token_url"]
-    disruptive.default_auth = auth
+    from benchmarks.official import use_official_client_at  # noqa: PLC0415
+
+    use_official_client_at(info)
     devices = disruptive.Device.list_devices(info["project_id"])
     events: list[Any] = []
     for device in devices:
@@ -42,7 +41,8 @@ def _official(info: dict[str, Any], start: str) -> int:
     return len(events)
 
 
-def _ours(info: dict[str, Any], start: str) -> int:
+def read_ours(info: dict[str, Any], start: str) -> int:
+    """Events our client reads from `start` to now (`live=False`), counted as they are delivered."""
     from tap_disruptive.client.drivers.sync import DisruptiveClient  # noqa: PLC0415
     from tap_disruptive.client.protocol.settings import ClientSettings, Credentials  # noqa: PLC0415
 
@@ -59,7 +59,7 @@ def child(reader: str, info_json: str, start: str) -> None:
     """Run one reader and print (events, seconds, peak resident MiB) as JSON."""
     info = json.loads(info_json)
     started = time.perf_counter()
-    count = (_official if reader == "official" else _ours)(info, start)
+    count = (_official if reader == "official" else read_ours)(info, start)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"events": count, "seconds": seconds, "peak_mib": peak}))
