@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     catch_up,
+    catch_up_wan,
     deployment_latency,
     emulator_feed,
     follower_throughput,
@@ -18,6 +19,7 @@ from benchmarks import (
 
 BENCHMARKS = {
     "catch_up": catch_up.main,
+    "catch_up_wan": catch_up_wan.main,
     "deployment_latency": deployment_latency.main,
     "emulator_feed": emulator_feed.main,
     "follower_throughput": follower_throughput.main,
