@@ -5,7 +5,7 @@ runs this same code on an event loop of its own)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,6 +30,7 @@ from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
+from tap_disruptive.client.protocol.pacing import RequestPacer
 from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.client.protocol.stats import ClientStats
@@ -60,10 +61,14 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
 class Driver:
     """Runs protocol steps with aiohttp; holds at most one open stream."""
 
-    def __init__(self, settings: ClientSettings, pool: Callable[[], aiohttp.ClientSession]) -> None:
+    def __init__(
+        self, settings: ClientSettings, pool: Callable[[], aiohttp.ClientSession], pacer: RequestPacer
+    ) -> None:
         self.settings = settings
         # The client's connection pool, asked for only inside the running event loop.
         self._pool = pool
+        # The client's pacer: every request of the client starts when it says.
+        self._pacer = pacer
         self._stream: aiohttp.ClientResponse | None = None
 
     @property
@@ -125,8 +130,23 @@ class Driver:
 
         return list(await asyncio.gather(*(send(request) for request in command.requests)))
 
+    async def _paced(self) -> float:
+        """Wait for the pacer's word to start a request; returns when it started (the loop's clock)."""
+        loop = asyncio.get_running_loop()
+        # Asked again after each wait: a 429 meanwhile may have paused every request.
+        while (wait := self._pacer.delay(loop.time())) > 0:  # noqa: ASYNC110 - a deadline, not an event
+            await asyncio.sleep(wait)
+        started = loop.time()
+        self._pacer.started(started)
+        return started
+
+    def _learn(self, started: float, response: HttpResponse) -> HttpResponse:
+        self._pacer.answered(started, asyncio.get_running_loop().time(), response)
+        return response
+
     async def _send(self, request: HttpRequest) -> HttpResponse | ConnectionFailed:
         timeout = aiohttp.ClientTimeout(total=request.timeout, sock_connect=_CONNECT_TIMEOUT)
+        started = await self._paced()
         try:
             async with self.session.request(
                 request.method,
@@ -137,7 +157,7 @@ class Driver:
                 timeout=timeout,
             ) as response:
                 body = await response.read()
-                return HttpResponse(response.status, _headers(response), body)
+                return self._learn(started, HttpResponse(response.status, _headers(response), body))
         except (aiohttp.ClientError, TimeoutError) as error:
             return _failed(error, request.purpose, request.url)
 
@@ -145,6 +165,7 @@ class Driver:
         self.close_stream()
         # No read timeout here: the protocol reads with deadlines of its own and judges silence itself.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT, sock_read=None)
+        started = await self._paced()
         try:
             response = await asyncio.wait_for(
                 self.session.get(
@@ -161,9 +182,9 @@ class Driver:
             except (aiohttp.ClientError, TimeoutError):
                 body = b""
             response.release()
-            return HttpResponse(response.status, headers, body)
+            return self._learn(started, HttpResponse(response.status, headers, body))
         self._stream = response
-        return HttpResponse(200, headers, b"")
+        return self._learn(started, HttpResponse(200, headers, b""))
 
     async def _read(self, wait: float) -> bytes | ConnectionFailed | TimedOut:
         stream = self._stream
@@ -225,6 +246,8 @@ class AsyncDisruptiveClient:
         self.tokens = TokenCache(settings)
         self.stats = ClientStats()
         self.rest = Rest(settings, self.tokens, self.stats, ServerClock())
+        # One pacer for every request the client makes, whichever call or subscription makes it.
+        self.pacer = RequestPacer(settings.request_rate, settings.max_request_rate)
 
     def __repr__(self) -> str:
         return f"AsyncDisruptiveClient(api_url={self.settings.api_url!r})"
@@ -235,6 +258,9 @@ class AsyncDisruptiveClient:
             connector = aiohttp.TCPConnector(limit=max(8, 2 * self.settings.history_concurrency))
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+    def _driver(self) -> Driver:
+        return Driver(self.settings, self._pool, self.pacer)
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -248,14 +274,14 @@ class AsyncDisruptiveClient:
         await self.close()
 
     async def project(self, project_id: str) -> dict[str, Any]:
-        return await Driver(self.settings, self._pool).call(self.rest.project(project_id))
+        return await self._driver().call(self.rest.project(project_id))
 
     async def projects(self) -> list[dict[str, Any]]:
-        return await Driver(self.settings, self._pool).call(self.rest.projects())
+        return await self._driver().call(self.rest.projects())
 
     async def devices(self, project_id: str, event_filter: EventFilter | None = None) -> list[Device]:
         steps = self.rest.devices(project_id, event_filter or EventFilter())
-        return await Driver(self.settings, self._pool).call(steps)
+        return await self._driver().call(steps)
 
     async def history(
         self,
@@ -272,6 +298,8 @@ class AsyncDisruptiveClient:
                 events += delivery.events
         finally:
             await stream.aclose()
+        # Read per device: put in time order across devices.
+        events.sort(key=lambda event: (event.timestamp, event.event_id))
         return events
 
     def follow(
@@ -283,11 +311,17 @@ class AsyncDisruptiveClient:
         live: bool = True,
         end_time: str | None = None,
         in_order: bool = False,
+        device_starts: Mapping[str, str] | None = None,
     ) -> AsyncSubscription:
-        """Follow the project's events through the filter: history from `start_time` first, in time order,
-        then (with `live`) the stream; a history-only run (`live=False`) ends at `end_time`, else now.
-        With `in_order`, events from the stream wait after it opens for history that could come before
-        them (up to `indexing_delay` seconds), so that every event comes in time order."""
+        """Follow the project's events through the filter: history from `start_time` first, then (with
+        `live`) the stream; a history-only run (`live=False`) ends at `end_time`, else now.
+
+        History far behind is read per device, planned by cost: each device's events oldest first,
+        devices side by side, each delivery saying how far its device is complete (`device_until`);
+        `device_starts` are such frontiers of a run before, from which those devices are read. With
+        `in_order`, history comes in time order across devices (read in time slices, at more requests),
+        and events from the stream wait after it opens for history that could come before them (up to
+        `indexing_delay` seconds), so that every event comes in time order."""
         follower = Follower(
             self.settings,
             project_id,
@@ -296,9 +330,10 @@ class AsyncDisruptiveClient:
             live=live,
             end_time=end_time,
             in_order=in_order,
+            device_starts=device_starts,
             tokens=self.tokens,
         )
-        return AsyncSubscription(Driver(self.settings, self._pool), follower)
+        return AsyncSubscription(self._driver(), follower)
 
     def follow_many(
         self,
@@ -307,11 +342,21 @@ class AsyncDisruptiveClient:
         *,
         live: bool = True,
         end_time: str | None = None,
+        device_starts: Mapping[str, Mapping[str, str]] | None = None,
     ) -> AsyncSubscriptions:
-        """Follow several projects at once (`starts`: project id to start time), merged as they come."""
+        """Follow several projects at once (`starts`: project id to start time), merged as they come;
+        `device_starts`: per project, devices known complete further (see `follow`)."""
+        device_starts = device_starts or {}
         return AsyncSubscriptions(
             {
-                project_id: self.follow(project_id, event_filter, start, live=live, end_time=end_time)
+                project_id: self.follow(
+                    project_id,
+                    event_filter,
+                    start,
+                    live=live,
+                    end_time=end_time,
+                    device_starts=device_starts.get(project_id),
+                )
                 for project_id, start in starts.items()
             }
         )

@@ -54,10 +54,16 @@ class ClientSettings:
     gap_overlap: float = 30.0
     indexing_delay: float = 12.0
     history_concurrency: int = 16
+    # Requests a second: where the pacer starts, and a cap it never passes (None: learned from DT alone).
+    request_rate: float = 10.0
+    max_request_rate: float | None = None
     history_page_size: int = 1000
     # History is read in time slices, each delivered in time order; a slice holds at most about this
     # many events (its length adapts to how dense the history is), which bounds memory on any span.
     slice_events: int = 20_000
+    # Events read from history are handed over in chunks of this many, each with its own claim, so a
+    # consumer that stops part way keeps most of what was read.
+    delivery_chunk: int = 2_000
     slice_seconds: float = 600.0
     # A follower this far behind reads history before it opens the stream; closer, it opens the stream
     # first and reads the rest of history while the stream waits.
@@ -73,11 +79,15 @@ class ClientSettings:
     dedupe_capacity: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("request_timeout", "ping_interval", "backoff_initial", "backoff_cap"):
+        for name in ("request_timeout", "ping_interval", "backoff_initial", "backoff_cap", "request_rate"):
             if getattr(self, name) <= 0:
                 raise FatalError(f"{name} must be positive")
-        if self.max_attempts < 1 or self.history_concurrency < 1 or self.slice_events < 1:
-            raise FatalError("max_attempts, history_concurrency and slice_events must be at least 1")
+        if self.max_request_rate is not None and self.max_request_rate <= 0:
+            raise FatalError("max_request_rate must be positive")
+        if min(self.max_attempts, self.history_concurrency, self.slice_events, self.delivery_chunk) < 1:
+            raise FatalError(
+                "max_attempts, history_concurrency, slice_events and delivery_chunk must be at least 1"
+            )
         for url_name in ("api_url", "token_url"):
             url = getattr(self, url_name)
             if not url.startswith(("http://", "https://")):

@@ -1,0 +1,101 @@
+"""Pacing: when a client's next request may start, so that DT's rate limit is met rather than hit.
+
+DT's limits are not published. One pacer per client spaces the starts of all its requests (token, devices,
+history, stream openings) at a rate it learns from DT's answers: from a modest start it doubles each
+second while requests are waiting on it, until the first 429; each 429 cuts the rate by a third (once per
+burst: answers to requests sent before the cut say nothing new) and pauses every request for the
+`Retry-After`; afterwards the rate creeps up by a few percent a second. A `RateLimit-Policy` header, when
+DT sends one, sets the rate outright. The pacer only decides; the driver keeps its clock and waits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from tap_disruptive.client.protocol.http import HttpResponse
+
+# Slots further apart than this mean the client is idle: a rate is not raised on no evidence.
+_RAISE_EVERY = 1.0
+_CUT = 0.7
+_CREEP = 0.05
+# The IETF draft's policy header: "40;w=1" is 40 requests a second.
+_POLICY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*;\s*w\s*=\s*(\d+(?:\.\d+)?)")
+
+
+class RequestPacer:
+    """Spaces request starts at a learned rate. Every time is a monotonic clock's, in seconds."""
+
+    def __init__(
+        self, start_rate: float = 10.0, max_rate: float | None = None, min_rate: float = 0.2
+    ) -> None:
+        self.max_rate = max_rate
+        self.min_rate = min_rate
+        self.rate = min(start_rate, max_rate) if max_rate else start_rate
+        # Before the first 429 the rate doubles; after it, it creeps.
+        self.probing = True
+        self._next_start = -math.inf
+        self._paused_until = -math.inf
+        self._last_cut = -math.inf
+        self._last_raise: float | None = None
+        # Whether any request waited on the pacer since the rate was last raised: only then is a higher
+        # rate something the client could use.
+        self._held_back = False
+        self.requests = 0
+        self.throttled = 0
+
+    def __repr__(self) -> str:
+        return f"RequestPacer(rate={self.rate:.1f}/s, requests={self.requests}, throttled={self.throttled})"
+
+    def delay(self, now: float) -> float:
+        """Seconds until a request may start (0 or less: now)."""
+        wait = max(self._next_start, self._paused_until) - now
+        if wait > 0:
+            self._held_back = True
+        return wait
+
+    def started(self, now: float) -> None:
+        """A request starts now (the caller waited out `delay` first)."""
+        self.requests += 1
+        self._next_start = max(now, self._next_start) + 1.0 / self.rate
+        if self._last_raise is None:
+            self._last_raise = now
+
+    def answered(self, sent_at: float, now: float, response: HttpResponse) -> None:
+        """The answer to a request started at `sent_at` came: learn from it."""
+        policy = _policy_rate(response.headers.get("ratelimit-policy"))
+        if policy is not None:
+            self.probing = False
+            self.max_rate = policy
+            self.rate = policy
+        if response.status == 429:
+            self.throttled += 1
+            self._throttled(sent_at, now, response.retry_after())
+        else:
+            self._raise(now)
+
+    def _throttled(self, sent_at: float, now: float, retry_after: float | None) -> None:
+        if sent_at >= self._last_cut:
+            self.probing = False
+            self.rate = max(self.min_rate, self.rate * _CUT)
+            self._last_cut = now
+            self._last_raise = now
+        self._paused_until = max(self._paused_until, now + (retry_after or 1.0 / self.rate))
+
+    def _raise(self, now: float) -> None:
+        if self._last_raise is None or now - self._last_raise < _RAISE_EVERY:
+            return
+        self._last_raise = now
+        if not self._held_back:
+            return
+        self._held_back = False
+        rate = self.rate * 2 if self.probing else self.rate * (1 + _CREEP)
+        self.rate = min(rate, self.max_rate) if self.max_rate else rate
+
+
+def _policy_rate(value: str | None) -> float | None:
+    """Requests a second that a `RateLimit-Policy` header allows, a little under it; None if absent."""
+    match = _POLICY.match(value) if value else None
+    if match is None or float(match.group(2)) <= 0:
+        return None
+    return 0.95 * float(match.group(1)) / float(match.group(2))
