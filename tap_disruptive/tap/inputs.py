@@ -17,6 +17,9 @@ from jsonschema import ValidationError, validators
 from tap_disruptive.model.times import canonical_timestamp
 from tap_disruptive.tap.settings import ConfigError
 
+# The key of a project's state that holds, ahead of its bookmark, how far single devices are complete.
+DEVICE_FRONTIERS = "device_frontiers"
+
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "TAP_DISRUPTIVE_"
@@ -157,10 +160,22 @@ def check_state(state: Mapping[str, Any], where: str) -> None:
             seq = entry.get("spool_seq")
             if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
                 raise ConfigError(f"{where}: {label}: spool_seq is not a spool position: {seq!r}")
+            frontiers = entry.get(DEVICE_FRONTIERS)
+            if frontiers is not None and not (
+                isinstance(frontiers, dict) and all(isinstance(v, str) for v in frontiers.values())
+            ):
+                raise ConfigError(
+                    f"{where}: {label}: {DEVICE_FRONTIERS} is not an object of device ids to times"
+                )
+            for device_id, stamp in (frontiers or {}).items():
+                _check_time(stamp, f"{where}: {label}: {DEVICE_FRONTIERS}.{device_id}")
             value = entry.get("replication_key_value")
-            if value is None:
-                continue
-            try:
-                canonical_timestamp(str(value))
-            except ValueError:
-                raise ConfigError(f"{where}: {label} is not a time: {value!r}") from None
+            if value is not None:
+                _check_time(value, f"{where}: {label}")
+
+
+def _check_time(value: Any, what: str) -> None:
+    try:
+        canonical_timestamp(str(value))
+    except ValueError:
+        raise ConfigError(f"{what} is not a time: {value!r}") from None

@@ -17,6 +17,7 @@ from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.spooled import SpoolDelivery
 from tap_disruptive.spool import shown_target
+from tap_disruptive.tap.inputs import DEVICE_FRONTIERS
 from tap_disruptive.tap.records import DeviceRegistry
 from tap_disruptive.tap.settings import TapConfig
 
@@ -85,6 +86,10 @@ class StreamSource:
             {project_id: start for project_id, (start, _) in starts.items()},
             config.event_filter,
             live=config.live,
+            device_starts={
+                project_id: dict(bookmarks.partition_state(project_id).get(DEVICE_FRONTIERS) or {})
+                for project_id in config.project_ids
+            },
         )
         self._last_refresh = time.monotonic()
 
@@ -118,13 +123,30 @@ class StreamSource:
         bookmark = self._times[project_id] = bookmark_after(
             self._times[project_id], delivery.events, delivery.complete_until, taken
         )
-        if bookmark is not None:
-            state = self._bookmarks.partition_state(project_id)
-            if bookmark > (state.get("replication_key_value") or ""):
-                state["replication_key"] = "timestamp"
-                state["replication_key_value"] = bookmark
-                self._bookmarks.moved()
+        state = self._bookmarks.partition_state(project_id)
+        if delivery.device_id is not None:
+            self._device_written(state, delivery, taken)
+        if bookmark is not None and bookmark > (state.get("replication_key_value") or ""):
+            state["replication_key"] = "timestamp"
+            state["replication_key_value"] = bookmark
+            # Device frontiers the bookmark has caught up with say nothing more.
+            frontiers = state.get(DEVICE_FRONTIERS)
+            if frontiers:
+                state[DEVICE_FRONTIERS] = {d: until for d, until in frontiers.items() if until > bookmark}
+            self._bookmarks.moved()
         return bookmark
+
+    def _device_written(self, state: dict[str, Any], delivery: Delivery, taken: int) -> None:
+        """A catch-up per device: how far the delivery's device is complete, where that is ahead of the
+        project's bookmark (a resumed run reads that device from there)."""
+        assert delivery.device_id is not None
+        frontiers = state.setdefault(DEVICE_FRONTIERS, {})
+        until = bookmark_after(
+            frontiers.get(delivery.device_id), delivery.events, delivery.device_until, taken
+        )
+        if until is not None and until > (state.get("replication_key_value") or ""):
+            frontiers[delivery.device_id] = until
+            self._bookmarks.moved()
 
     def summary(self) -> str:
         return self._subscriptions.stats.summary()

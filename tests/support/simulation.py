@@ -346,6 +346,8 @@ class Consumer:
         self.world = world
         self.start = start
         self.bookmark: str | None = None
+        # How far single devices are complete, ahead of the bookmark (a catch-up planned per device).
+        self.devices: dict[str, str] = dict(world.saved_devices)
         self.ids: list[str] = []
         self.last_save = world.clock.now
 
@@ -357,12 +359,20 @@ class Consumer:
             self.world.written.setdefault(event.event_id, []).append(self.world.run_number)
         self.world.check_delivery(events)
         self.bookmark = bookmark_after(self.bookmark, events, delivery.complete_until, taken)
+        device_id = delivery.device_id
+        if device_id is not None:
+            until = bookmark_after(self.devices.get(device_id), events, delivery.device_until, taken)
+            if until is not None:
+                self.devices[device_id] = until
+        if self.bookmark is not None:
+            self.devices = {d: until for d, until in self.devices.items() if until > self.bookmark}
         if self.world.clock.now - self.last_save >= self.SAVE_EVERY:
             self.save()
 
     def save(self) -> None:
         if self.bookmark is not None:
             self.world.saved = self.bookmark
+        self.world.saved_devices = dict(self.devices)
         self.last_save = self.world.clock.now
 
 
@@ -381,6 +391,7 @@ class Run:
             start,
             live=live,
             in_order=world.in_order,
+            device_starts=world.saved_devices,
             clock=server_clock,
             monotonic=clock.monotonic,
         )
@@ -500,13 +511,14 @@ class World:
         # The first run starts from this much history.
         self.origin = format_timestamp(self.clock.now - history_hours * 3600)
         self.saved: str | None = None
+        self.saved_devices: dict[str, str] = {}
         self.written: dict[str, list[int]] = {}
         self.run_number = 0
         self.run: Run | None = None
         self.resume_points: list[str | None] = []
         self._owed: list[SimEvent] = []
         self._owed_from = 0
-        self._checked: tuple[str | None, str | None, int] = (None, None, -1)
+        self._checked: tuple[str | None, str | None, int, str, str] = (None, None, -1, "", "")
 
     def start_run(self, client_skew: float = 0.0, live: bool = True) -> Run:
         self.run_number += 1
@@ -547,15 +559,26 @@ class World:
         bookmark is never ahead of DT's time."""
         run = self.run
         bookmark = run.consumer.bookmark if run is not None else None
-        if self._checked == (bookmark, self.saved, len(self.dt.ledger)):
+        devices = run.consumer.devices if run is not None else {}
+        checked = (bookmark, self.saved, len(self.dt.ledger), str(devices), str(self.saved_devices))
+        if self._checked == checked:
             return  # nothing changed since the last check
-        self._checked = (bookmark, self.saved, len(self.dt.ledger))
+        self._checked = checked
         for mark in (bookmark, self.saved):
             if mark is None:
                 continue
             assert timestamp_seconds(mark) <= self.clock.now, f"bookmark {mark} ahead of DT's time"
             missing = [e.event_id for e in self.owed() if e.stamp <= mark and e.event_id not in self.written]
             assert not missing, f"bookmark {mark} passes unwritten events {missing[:5]}"
+        # A device's own frontier, ahead of the bookmark, holds for that device's events.
+        for frontiers in (devices, self.saved_devices):
+            for device_id, mark in frontiers.items():
+                missing = [
+                    e.event_id
+                    for e in self.owed()
+                    if e.device_id == device_id and e.stamp <= mark and e.event_id not in self.written
+                ]
+                assert not missing, f"device {device_id}'s frontier {mark} passes unwritten {missing[:5]}"
 
     def check_delivery(self, events: list[Any]) -> None:
         """Events read from history come in time order; no event comes twice within a run; an event a

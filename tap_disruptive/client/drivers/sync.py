@@ -9,7 +9,7 @@ itself running an event loop, where that is not possible, a worker thread runs i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -134,11 +134,18 @@ class DisruptiveClient:
         live: bool = True,
         end_time: str | None = None,
         in_order: bool = False,
+        device_starts: Mapping[str, str] | None = None,
     ) -> Subscription:
         """Follow the project's events through the filter, from `start_time` (history first) if given;
         see `AsyncDisruptiveClient.follow`."""
         stream = self.aio.follow(
-            project_id, event_filter, start_time, live=live, end_time=end_time, in_order=in_order
+            project_id,
+            event_filter,
+            start_time,
+            live=live,
+            end_time=end_time,
+            in_order=in_order,
+            device_starts=device_starts,
         )
         return Subscription(self._loop, stream)
 
@@ -149,10 +156,15 @@ class DisruptiveClient:
         *,
         live: bool = True,
         end_time: str | None = None,
+        device_starts: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Subscriptions:
-        """Follow several projects at once (`starts`: project id to start time), merged as they come."""
+        """Follow several projects at once (`starts`: project id to start time), merged as they come;
+        `device_starts`: per project, devices known complete further (see `follow`)."""
         return Subscriptions(
-            self._loop, self.aio.follow_many(starts, event_filter, live=live, end_time=end_time)
+            self._loop,
+            self.aio.follow_many(
+                starts, event_filter, live=live, end_time=end_time, device_starts=device_starts
+            ),
         )
 
 

@@ -68,10 +68,16 @@ class Delivery:
     `complete_until` holds once the consumer has taken every one of them: each matching event stamped
     at or before it has then been delivered (None while nothing is known). Events read from history
     come in time order; see `bookmarks.bookmark_after` for a consumer that stops part way.
+
+    A catch-up planned per device (`plan`) delivers one device at a time, its events oldest first:
+    `device_until` then says how far that device is complete once every event is taken, which may be
+    ahead of `complete_until`, the project's.
     """
 
     events: list[Event]
     complete_until: str | None
+    device_id: str | None = None
+    device_until: str | None = None
 
 
 Command = Send | OpenStream | ReadStream | CloseStream | Sleep | Delivery

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,9 @@ from tap_disruptive.client.protocol.errors import (
 )
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.history import ProjectHistory
 from tap_disruptive.client.protocol.http import HttpResponse, status_error
+from tap_disruptive.client.protocol.plan import CatchUpPlan
 from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.retry import Backoff
 from tap_disruptive.client.protocol.scan import HistoryReader, sort_key
@@ -62,9 +64,6 @@ logger = logging.getLogger(__name__)
 
 # A device listing older than this is taken again before history is read from it.
 DEVICE_LIST_MAX_AGE = 600.0
-# A delivery from a history slice is handed over in chunks of this many events, each with its own
-# complete_until, so a consumer that stops part way keeps most of a large slice.
-DELIVERY_CHUNK = 2_000
 
 
 @dataclass
@@ -96,6 +95,7 @@ class Follower:
         live: bool = True,
         end_time: str | None = None,
         in_order: bool = False,
+        device_starts: Mapping[str, str] | None = None,
         tokens: TokenCache | None = None,
         clock: ServerClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -116,7 +116,14 @@ class Follower:
         self.clock = clock or ServerClock(monotonic)
         self.tokens = tokens or TokenCache(settings)
         self.rest = Rest(settings, self.tokens, self.stats, self.clock)
-        self._reader = HistoryReader(settings, self.rest, project_id, self.filter, self.stats)
+        self._history = ProjectHistory(settings, self.rest, project_id, self.filter, self.stats)
+        self._reader = HistoryReader(self._history)
+        # A catch-up in time order reads slices across devices (`_reader`); otherwise it is planned per
+        # device by cost (`plan`), each device from its own start where a resumed run knows one.
+        self._device_starts = {
+            device_id: canonical_timestamp(stamp) for device_id, stamp in (device_starts or {}).items()
+        }
+        self._plan: CatchUpPlan | None = None
         # Ids of events delivered lately: long enough to cover every history read a gap can cause.
         self._recent = RecentIds(
             retention=settings.gap_overlap + settings.indexing_delay + 120.0,
@@ -157,10 +164,10 @@ class Follower:
         sign of life of the stream less `gap_overlap` (an event can reach the stream that much after its
         own time). Nothing before the origin is owed. None while nothing is known.
         """
-        claims = [just_before(read.start) for read in self._rechecks]
-        if self._held_from is not None:
-            claims.append(just_before(self._held_from))
-        if self._gap is not None:
+        claims = self._pending_claims()
+        if self._plan is not None:
+            claims.append(self._plan.claim())
+        elif self._gap is not None:
             claims.append(just_before(self._gap.start))
         if self._alive_claim is not None:
             claims.append(self._alive_claim)
@@ -170,6 +177,17 @@ class Follower:
         if self._origin is not None and claim < self._origin:
             return just_before(self._origin)
         return claim
+
+    def _pending_claims(self) -> list[str]:
+        """Claims of what is still to come for every device alike: re-reads, and stream events held."""
+        claims = [just_before(read.start) for read in self._rechecks]
+        if self._held_from is not None:
+            claims.append(just_before(self._held_from))
+        return claims
+
+    def _device_cap(self) -> str | None:
+        """How far a device's own frontier may go: not past what is still to come for every device."""
+        return min(self._pending_claims(), default=None)
 
     # --- the protocol --------------------------------------------------------------------------------
 
@@ -232,13 +250,52 @@ class Follower:
             yield from self._list_devices(max_age=0.0)
             now = self.clock.now_stamp()
             if not self.live:
-                if self._history_end is None or self._gap.start < self._history_end:
-                    yield from self._scan(self._gap, self._history_end, retry)
+                end = self._history_end
+                if end is None or self._gap.start < end:
+                    if self.in_order:
+                        yield from self._scan(self._gap, end, retry)
+                    else:
+                        yield from self._plan_catch_up(self._gap, end or now, now, retry)
                 self._history_read = True
-            elif timestamp_seconds(now) - timestamp_seconds(self._gap.start) <= self.settings.live_lag:
+            elif self._plan is None and (
+                timestamp_seconds(now) - timestamp_seconds(self._gap.start) <= self.settings.live_lag
+            ):
                 return
-            else:
+            elif self.in_order:
                 yield from self._scan(self._gap, now, retry)
+            else:
+                yield from self._plan_catch_up(self._gap, now, now, retry)
+
+    def _plan_catch_up(self, read: PendingRead, until: str, now: str, retry: Backoff) -> Steps:
+        """Read every selected device from its start to `until`, a device at a time, planned by cost; a
+        plan cut short by a fault is taken up where it stood."""
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = CatchUpPlan(
+                self._history,
+                devices=self._selected,
+                start=read.start,
+                until=until,
+                device_starts=self._device_starts,
+            )
+            # What could still change near now is read again after the indexing delay; scheduled now,
+            # so that no delivery of the plan claims it.
+            if not read.recheck:
+                self._schedule_recheck(read.start, until, now)
+            logger.info(
+                "history of project %s: %d devices from %s to %s, at least %d requests (one a device; "
+                "a busy device one per %d events)",
+                self.project_id,
+                plan.devices,
+                read.start,
+                until,
+                plan.waiting,
+                plan.page,
+            )
+        yield from plan.run(self._accept, self.complete_until, self._device_cap, retry.reset)
+        self._plan = None
+        self._device_starts = {d: stamp for d, stamp in self._device_starts.items() if stamp > plan.until}
+        read.start = plan.until
 
     def _connect(self) -> Generator[Command, Answer, HttpResponse]:
         params = (*self.filter.query(), ("ping_interval", f"{self.settings.ping_interval:g}s"))
@@ -413,11 +470,12 @@ class Follower:
     def _deliver_in_order(self, events: list[Event]) -> Steps:
         """Delivery time-ordered events in chunks, each claiming no more than the time before the next."""
         complete = self.complete_until()
-        for first in range(0, len(events), DELIVERY_CHUNK):
-            chunk = events[first : first + DELIVERY_CHUNK]
+        size = self.settings.delivery_chunk
+        for first in range(0, len(events), size):
+            chunk = events[first : first + size]
             claim = complete
-            if first + DELIVERY_CHUNK < len(events) and claim is not None:
-                claim = min(claim, just_before(events[first + DELIVERY_CHUNK].timestamp))
+            if first + size < len(events) and claim is not None:
+                claim = min(claim, just_before(events[first + size].timestamp))
             yield Delivery(chunk, claim)
         if not events:
             yield Delivery([], complete)

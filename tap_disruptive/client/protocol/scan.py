@@ -11,18 +11,10 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 
 from tap_disruptive.client.protocol.commands import Answer, Command
-from tap_disruptive.client.protocol.errors import TransientError
-from tap_disruptive.client.protocol.events import Event, history_page
-from tap_disruptive.client.protocol.filters import EventFilter
-from tap_disruptive.client.protocol.http import HttpRequest
-from tap_disruptive.client.protocol.rest import Rest
-from tap_disruptive.client.protocol.settings import ClientSettings
-from tap_disruptive.client.protocol.stats import ClientStats
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.history import ProjectHistory
 from tap_disruptive.model.times import shift, stamp_micros
 
-# History is asked for from slightly before a slice's start and cut locally, so that a server treating
-# start_time as exclusive loses no event stamped exactly at it.
-_START_ALLOWANCE = 0.001
 _SHORTEST_SLICE = 1.0
 # Empty stretches make slices grow fourfold each: a start decades back is crossed in a dozen slices.
 _LONGEST_SLICE = 100 * 365 * 86_400.0
@@ -35,20 +27,10 @@ def sort_key(event: Event) -> tuple[str, str]:
 class HistoryReader:
     """Reads one project's history a slice at a time; remembers how long a slice should be."""
 
-    def __init__(
-        self,
-        settings: ClientSettings,
-        rest: Rest,
-        project_id: str,
-        event_filter: EventFilter,
-        stats: ClientStats,
-    ) -> None:
-        self.settings = settings
-        self.rest = rest
-        self.project_id = project_id
-        self.filter = event_filter
-        self.stats = stats
-        self.span = settings.slice_seconds
+    def __init__(self, history: ProjectHistory) -> None:
+        self.history = history
+        self.settings = history.settings
+        self.span = self.settings.slice_seconds
 
     def slice_end(self, start: str, until: str | None, now: str) -> str | None:
         """Where a slice from `start` ends: a span later, or at `until` if that comes first; with no
@@ -65,32 +47,17 @@ class HistoryReader:
         in time order; None when the slice is too large to hold (the span is then shortened: try again)."""
         limit = self.settings.slice_events if self.span > _SHORTEST_SLICE else None
         found: dict[str, Event] = {}
-        base: list[tuple[str, str]] = [
-            ("start_time", shift(start, -_START_ALLOWANCE)),
-            ("page_size", str(self.settings.history_page_size)),
-        ]
-        if end is not None:
-            base.append(("end_time", end))
-        base += [("event_types", name) for name in sorted(self.filter.event_types or ())]
+        history = self.history
         group = 2 * self.settings.history_concurrency
         for first in range(0, len(device_ids), group):
             tokens: dict[str, str] = dict.fromkeys(device_ids[first : first + group], "")
             while tokens:
                 order = list(tokens)
-                requests = [self._request(device_id, base, tokens[device_id]) for device_id in order]
-                self.stats.history_requests += len(requests)
-                responses = yield from self.rest.send_all(
-                    requests,
-                    [f"history of device {device_id}" for device_id in order],
-                    self.settings.history_concurrency,
-                )
+                requests = [history.request(device_id, start, end, tokens[device_id]) for device_id in order]
+                pages = yield from history.pages(order, requests)
                 next_tokens: dict[str, str] = {}
-                for device_id, response in zip(order, responses, strict=True):
-                    try:
-                        items, token = history_page(response.body)
-                    except ValueError as error:
-                        raise TransientError(str(error), kind="bad_answer") from None
-                    self._collect(items, start, end, found)
+                for device_id, (items, token) in zip(order, pages, strict=True):
+                    history.collect(items, start, end, found)
                     if token:
                         next_tokens[device_id] = token
                 if limit is not None and len(found) > limit:
@@ -100,22 +67,6 @@ class HistoryReader:
         if end is not None:
             self._adapt(len(found))
         return sorted(found.values(), key=sort_key)
-
-    def _request(self, device_id: str, base: list[tuple[str, str]], token: str) -> HttpRequest:
-        params = [*base, ("page_token", token)] if token else base
-        return self.rest.build(f"/projects/{self.project_id}/devices/{device_id}/events", params, "history")
-
-    def _collect(
-        self, items: list[Event | ValueError], start: str, end: str | None, found: dict[str, Event]
-    ) -> None:
-        for event in items:
-            if isinstance(event, ValueError):
-                self.stats.faults["malformed_history_event"] += 1
-                continue
-            # Within the slice only: the allowance before its start, and a server whose end_time is
-            # inclusive, would otherwise bring events of the neighbouring slices.
-            if event.timestamp >= start and (end is None or event.timestamp < end):
-                found.setdefault(event.event_id, event)
 
     def _shorten(self, start: str, found: dict[str, Event]) -> None:
         """A slice held too many events: the next one ends where what was found suggests. Before the

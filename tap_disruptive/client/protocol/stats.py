@@ -18,6 +18,9 @@ class ClientStats:
     filtered_out: int = 0  # events the local filter dropped
     history_requests: int = 0
     slices: int = 0  # history slices read
+    windows: int = 0  # windows of a device's history read by a catch-up plan
+    kept_pages: int = 0  # of which devices' newest pages, kept from the first request
+    windows_shortened: int = 0  # windows that overflowed far and were read again shorter
     rechecks: int = 0  # stretches of history read again after the indexing delay
     unknown_event_types: int = 0
     faults: Counter[str] = field(
@@ -38,7 +41,8 @@ class ClientStats:
         faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.faults.items())) or "none"
         return (
             f"stream: {self.connects} connections ({self.reconnects} after a fault), {self.pings} pings; "
-            f"history: {self.history_requests} requests, {self.slices} slices, {self.rechecks} re-reads, "
+            f"history: {self.history_requests} requests, {self.slices} slices, {self.windows} windows, "
+            f"{self.rechecks} re-reads, "
             f"{self.recovered} events recovered; {self.duplicates} duplicates dropped, "
             f"{self.filtered_out} filtered out; faults: {faults}"
         )

@@ -1,0 +1,238 @@
+"""A catch-up planned by cost: each device's history read in windows that fill DT's largest page.
+
+DT keeps history per device, newest first, and a request costs the same whether its page is full or
+empty. So each device is read on its own: first its whole span in one request (a quiet device is done
+then; a silent one costs that one request), and where that page is full, its newest events are kept
+and the rest of the span is read oldest first in windows sized by the density seen, each meant to fit
+one page. A window that overflows is read to its end through its pages; one that overflows far beyond a
+page is given up and read again shorter, so that memory stays bounded.
+
+Each device's events come oldest first; devices come side by side, `history_concurrency` at a time, so
+events of different devices do not come in time order. Every delivery says how far its device is
+complete (`Delivery.device_until`), and the plan says how far the whole project is: the earliest point
+any device still has to be read from (`claim`). Memory holds what the devices in flight hold: a kept
+page and a window each, whatever the number of devices and the span.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tap_disruptive.client.protocol.commands import Answer, Command, Delivery
+from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.history import ProjectHistory
+from tap_disruptive.model.times import just_before, micros_stamp, stamp_micros
+
+# A window is planned to hold this share of a page: density changes, and an overflow costs a request.
+_FILL = 0.8
+# Once the rest of a device's span should fit this share of a page, it is read in one window.
+_LAST_WINDOW = 0.95
+# A window that overflows beyond this many pages is read again shorter (memory first).
+_MAX_WINDOW_PAGES = 4
+
+
+@dataclass
+class _Device:
+    """One device's reading: everything stamped before `frontier` has been delivered."""
+
+    device_id: str
+    frontier: int  # microseconds
+    # The newest events of the span, kept from the first request (stamped from `boundary` on).
+    kept: list[Event] = field(default_factory=list)
+    boundary: int | None = None
+    # The window being read: [frontier, window_end); None while the whole span is asked for.
+    window_end: int | None = None
+    found: dict[str, Event] = field(default_factory=dict)
+    token: str = ""
+    # Events per microsecond, as last seen.
+    density: float | None = None
+
+
+class CatchUpPlan:
+    """One project's history, per device, from each device's start up to `until`."""
+
+    def __init__(
+        self,
+        history: ProjectHistory,
+        *,
+        devices: Sequence[str],
+        start: str,
+        until: str,
+        device_starts: Mapping[str, str] | None = None,
+    ) -> None:
+        self.history = history
+        self.settings = history.settings
+        self.stats = history.stats
+        self.until = until
+        self._until = stamp_micros(until)
+        starts = device_starts or {}
+        begin = stamp_micros(start)
+        # Devices waiting to be read, furthest behind first, so that the project's claim moves soonest.
+        waiting = sorted((max(begin, stamp_micros(starts[d])) if d in starts else begin, d) for d in devices)
+        self._waiting = deque(_Device(d, frontier) for frontier, d in waiting if frontier < self._until)
+        self._reading: list[_Device] = []
+        # DT's largest page: what is asked for, until a full page with a next one shows less.
+        self.page = self.settings.history_page_size
+        self.devices = len(devices)
+
+    def __repr__(self) -> str:
+        return f"CatchUpPlan(project {self.history.project_id}, {self.devices} devices, until {self.until})"
+
+    @property
+    def done(self) -> bool:
+        return not self._waiting and not self._reading
+
+    def claim(self) -> str:
+        """The time up to which every selected device has been delivered: before the earliest frontier."""
+        frontiers = [device.frontier for device in self._reading]
+        if self._waiting:
+            frontiers.append(self._waiting[0].frontier)
+        return just_before(micros_stamp(min(frontiers) if frontiers else self._until))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def run(
+        self,
+        accept: Callable[[Event], bool],
+        claim: Callable[[], str | None],
+        device_cap: Callable[[], str | None],
+        progressed: Callable[[], None],
+    ) -> Generator[Command, Answer, None]:
+        """Read every device to `until`. `accept` says whether an event is delivered (filter, dedupe);
+        `claim` is the complete_until of a delivery (the follower's, which includes this plan's own);
+        `device_cap` is how far any device's frontier may go (what is still to come for all devices);
+        `progressed` is told of every round of requests answered."""
+        concurrency = self.settings.history_concurrency
+        while not self.done:
+            while self._waiting and len(self._reading) < concurrency:
+                self._reading.append(self._waiting.popleft())
+            reading = list(self._reading)
+            requests = [
+                self.history.request(
+                    device.device_id,
+                    micros_stamp(device.frontier),
+                    micros_stamp(self._window_end(device)),
+                    device.token,
+                )
+                for device in reading
+            ]
+            pages = yield from self.history.pages([device.device_id for device in reading], requests)
+            progressed()
+            for device, (items, token) in zip(reading, pages, strict=True):
+                ready = self._take_page(device, items, token)
+                if ready is not None:
+                    yield from self._deliver(device, ready, accept, claim, device_cap())
+
+    def _window_end(self, device: _Device) -> int:
+        return self._until if device.window_end is None else device.window_end
+
+    def _take_page(self, device: _Device, items: list[Event | ValueError], token: str) -> list[Event] | None:
+        """Take one page of a device's window; the window's events, oldest first, once it is whole."""
+        window = micros_stamp(device.frontier), micros_stamp(self._window_end(device))
+        self.history.collect(items, *window, device.found)
+        if token and len(items) < self.page:
+            self.page = max(1, len(items))  # DT gives less than asked: that is its largest page
+        if not token:
+            device.token = ""
+            return self._window_read(device)
+        if device.window_end is None and device.boundary is None:
+            self._keep_newest(device, token)
+            return None
+        if len(device.found) > _MAX_WINDOW_PAGES * self.page and self._shorten(device):
+            return None
+        device.token = token  # the window overflows its page: read it to its end
+        return None
+
+    def _keep_newest(self, device: _Device, token: str) -> None:
+        """The span's first page is full: keep its events (the newest), plan windows for the rest."""
+        events = sorted(device.found.values(), key=_key)
+        if not events:  # a server that ignores the span: read it through its pages
+            device.token = token
+            return
+        device.found = {}
+        oldest = stamp_micros(events[0].timestamp)
+        # Events stamped exactly at the oldest time may go on over the next page: that time is left to
+        # the windows, and the kept events start just after it.
+        device.kept = [event for event in events if stamp_micros(event.timestamp) > oldest]
+        device.boundary = oldest + 1
+        device.density = len(events) / max(1, self._until - oldest)
+        self.stats.kept_pages += 1
+        self._plan_window(device)
+
+    def _shorten(self, device: _Device) -> bool:
+        """A window overflowed far: drop what it found and read a shorter one, ending before the oldest
+        event found and sized by the density found. False where it cannot be shorter (every event
+        found is stamped at its start): its pages are read to the end then."""
+        oldest = min(stamp_micros(event.timestamp) for event in device.found.values())
+        if oldest <= device.frontier:
+            return False
+        density = len(device.found) / max(1, self._window_end(device) - oldest)
+        device.density = density
+        device.window_end = min(oldest, device.frontier + max(1, int(_FILL * self.page / density)))
+        device.found = {}
+        device.token = ""
+        self.stats.windows_shortened += 1
+        return True
+
+    def _window_read(self, device: _Device) -> list[Event]:
+        """A window (or the whole span) is read: its events, and the kept ones once the span is done."""
+        end = self._window_end(device)
+        events = sorted(device.found.values(), key=_key)
+        device.found = {}
+        if device.window_end is not None and end > device.frontier:
+            self.stats.windows += 1
+            seen = max(len(events), 0.25) / (end - device.frontier)
+            # An empty window says little of what comes next: a window grows at most eightfold at a time.
+            device.density = seen if device.density is None else max(seen, device.density / 8)
+        device.frontier = end
+        if end == device.boundary:
+            events += device.kept
+            device.kept, device.boundary, device.frontier = [], None, self._until
+        if device.frontier >= self._until:
+            self._reading.remove(device)
+        else:
+            self._plan_window(device)
+        return events
+
+    def _plan_window(self, device: _Device) -> None:
+        """The next window from the device's frontier: about `_FILL` of a page, or the rest of the span."""
+        last = device.boundary if device.boundary is not None else self._until
+        assert device.density is not None
+        room = last - device.frontier
+        if device.density * room <= _LAST_WINDOW * self.page:
+            device.window_end = last
+        else:
+            device.window_end = min(last, device.frontier + max(1, int(_FILL * self.page / device.density)))
+
+    def _deliver(
+        self,
+        device: _Device,
+        events: list[Event],
+        accept: Callable[[Event], bool],
+        claim: Callable[[], str | None],
+        cap: str | None,
+    ) -> Generator[Command, Answer, None]:
+        """A device's events, oldest first, in chunks; each says how far its device is then complete."""
+        chunk_size = self.settings.delivery_chunk
+        complete = just_before(micros_stamp(device.frontier))
+        if cap is not None:
+            complete = min(complete, cap)
+        fresh = [event for event in events if accept(event)]
+        self.stats.recovered += len(fresh)
+        self.stats.events += len(fresh)
+        for first in range(0, max(1, len(fresh)), chunk_size):
+            chunk = fresh[first : first + chunk_size]
+            device_until, project_until = complete, claim()
+            if first + chunk_size < len(fresh):
+                device_until = min(device_until, just_before(fresh[first + chunk_size].timestamp))
+                if project_until is not None:
+                    project_until = min(project_until, device_until)
+            yield Delivery(chunk, project_until, device.device_id, device_until)
+
+
+def _key(event: Event) -> tuple[str, str]:
+    return (event.timestamp, event.event_id)
