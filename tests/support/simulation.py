@@ -52,7 +52,16 @@ SETTINGS = ClientSettings(
 # DT's own limit on a history page, kept small so that every read goes over several pages.
 PAGE_LIMIT = 3
 STREAM_FAULTS = ("cut", "end", "stall", "blank", "garbage", "error", "error_v1", "bad_stamp")
-HTTP_FAULTS = ("stream_503", "stream_429", "stream_502", "rest_503", "rest_not_json", "rest_401", "token_503")
+HTTP_FAULTS = (
+    "stream_503",
+    "stream_429",
+    "stream_502",
+    "rest_503",
+    "rest_429",
+    "rest_not_json",
+    "rest_401",
+    "token_503",
+)
 
 
 @dataclass
@@ -124,6 +133,9 @@ class SimulatedDT:
         self.clock = clock
         self.ping_interval = ping_interval
         self.rng = rng
+        self.page_limit = PAGE_LIMIT
+        # History requests answered, by device (429s included), to count what a catch-up costs.
+        self.history_requests: dict[str, int] = {}
         self.devices = {device.device_id: device for device in devices}
         self.ledger: list[SimEvent] = []
         self.connection: Connection | None = None
@@ -242,11 +254,16 @@ class SimulatedDT:
             return self._response(200, b"<html>a proxy's page</html>")
         if fault == "rest_401":
             return self._response(401, b'{"error":"token expired","code":401}')
+        if fault == "rest_429":
+            body = b'{"error":"too many requests","code":429}'
+            return self._response(429, body, {"retry-after": "1"})
         params = parse_qsl(urlsplit(request.url).query) + list(request.params)
         if path.endswith("/devices"):
             return self._json({"devices": self._list_devices(params), "nextPageToken": ""})
         if path.endswith("/events"):
-            return self._history(path.split("/")[-2], params)
+            device_id = path.split("/")[-2]
+            self.history_requests[device_id] = self.history_requests.get(device_id, 0) + 1
+            return self._history(device_id, params)
         return self._response(404, b'{"error":"not found","code":404}')
 
     def _list_devices(self, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -265,7 +282,7 @@ class SimulatedDT:
         start = timestamp_seconds(values["start_time"])
         end = timestamp_seconds(values["end_time"]) if "end_time" in values else self.clock.now
         types = {value for key, value in params if key == "event_types"}
-        size = min(int(values.get("page_size", "100")), PAGE_LIMIT)
+        size = min(int(values.get("page_size", "100")), self.page_limit)
         offset = int(values.get("page_token") or 0)
         # Newest first, by offset, and with no cut-off pinned: an event indexed between two page reads
         # shifts the pages, as a stand-in for DT may well do.

@@ -2,10 +2,11 @@
 
 DT's limits are not published. One pacer per client spaces the starts of all its requests (token, devices,
 history, stream openings) at a rate it learns from DT's answers: from a modest start it doubles each
-second while requests are waiting on it, until the first 429; each 429 cuts the rate by a third (once per
-burst: answers to requests sent before the cut say nothing new) and pauses every request for the
-`Retry-After`; afterwards the rate creeps up by a few percent a second. A `RateLimit-Policy` header, when
-DT sends one, sets the rate outright. The pacer only decides; the driver keeps its clock and waits.
+half second while requests are waiting on it, until the first 429; each 429 cuts the rate by 30% (once
+per burst: answers to requests sent before the cut say nothing new) and pauses every request for the
+`Retry-After`; afterwards the rate creeps up by 5% a second while requests wait. A `RateLimit-Policy`
+header, when DT sends one, sets the rate outright. The pacer only decides; the driver keeps its clock
+and waits.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import re
 
 from tap_disruptive.client.protocol.http import HttpResponse
 
-# Slots further apart than this mean the client is idle: a rate is not raised on no evidence.
-_RAISE_EVERY = 1.0
+# The rate is raised at most this often (seconds; doubled while probing, else crept up), and only
+# while requests wait on it.
+_PROBE_EVERY = 0.5
+_CREEP_EVERY = 1.0
 _CUT = 0.7
 _CREEP = 0.05
 # The IETF draft's policy header: "40;w=1" is 40 requests a second.
@@ -83,7 +86,8 @@ class RequestPacer:
         self._paused_until = max(self._paused_until, now + (retry_after or 1.0 / self.rate))
 
     def _raise(self, now: float) -> None:
-        if self._last_raise is None or now - self._last_raise < _RAISE_EVERY:
+        every = _PROBE_EVERY if self.probing else _CREEP_EVERY
+        if self._last_raise is None or now - self._last_raise < every:
             return
         self._last_raise = now
         if not self._held_back:

@@ -4,8 +4,9 @@ DT keeps history per device, newest first, and a request costs the same whether 
 empty. So each device is read on its own: first its whole span in one request (a quiet device is done
 then; a silent one costs that one request), and where that page is full, its newest events are kept
 and the rest of the span is read oldest first in windows sized by the density seen, each meant to fit
-one page. A window that overflows is read to its end through its pages; one that overflows far beyond a
-page is given up and read again shorter, so that memory stays bounded.
+one page. A window that overflows keeps its page too (its newest events) and what comes before is read
+in shorter windows; no page read is thrown away. Kept pages are few (`_MAX_KEPT_PAGES` a device), so
+memory stays bounded.
 
 Each device's events come oldest first; devices come side by side, `history_concurrency` at a time, so
 events of different devices do not come in time order. Every delivery says how far its device is
@@ -29,8 +30,19 @@ from tap_disruptive.model.times import just_before, micros_stamp, stamp_micros
 _FILL = 0.8
 # Once the rest of a device's span should fit this share of a page, it is read in one window.
 _LAST_WINDOW = 0.95
-# A window that overflows beyond this many pages is read again shorter (memory first).
-_MAX_WINDOW_PAGES = 4
+# Full pages kept per device at most: memory, and what a stop loses; past that, a window is read
+# through its pages.
+_MAX_KEPT_PAGES = 2
+
+
+@dataclass
+class _Kept:
+    """The newest events of a window that overflowed its page: those stamped from `start` to before
+    `end`, all of them, delivered once everything before `start` has been."""
+
+    start: int
+    end: int
+    events: list[Event]
 
 
 @dataclass
@@ -39,9 +51,8 @@ class _Device:
 
     device_id: str
     frontier: int  # microseconds
-    # The newest events of the span, kept from the first request (stamped from `boundary` on).
-    kept: list[Event] = field(default_factory=list)
-    boundary: int | None = None
+    # Full pages kept, the oldest last; the window being read ends at the last one's start at most.
+    kept: list[_Kept] = field(default_factory=list)
     # The window being read: [frontier, window_end); None while the whole span is asked for.
     window_end: int | None = None
     found: dict[str, Event] = field(default_factory=dict)
@@ -139,47 +150,36 @@ class CatchUpPlan:
         if not token:
             device.token = ""
             return self._window_read(device)
-        if device.window_end is None and device.boundary is None:
-            self._keep_newest(device, token)
+        if not device.token and len(device.kept) < _MAX_KEPT_PAGES and self._keep(device):
             return None
-        if len(device.found) > _MAX_WINDOW_PAGES * self.page and self._shorten(device):
-            return None
-        device.token = token  # the window overflows its page: read it to its end
+        device.token = token  # read the window through its pages, holding them
         return None
 
-    def _keep_newest(self, device: _Device, token: str) -> None:
-        """The span's first page is full: keep its events (the newest), plan windows for the rest."""
+    def _keep(self, device: _Device) -> bool:
+        """A window's first page is full: keep its events (the window's newest) and read what comes
+        before them in windows sized by their density. False where nothing comes before them (every
+        event is stamped at the window's start): the window is read through its pages then."""
         events = sorted(device.found.values(), key=_key)
-        if not events:  # a server that ignores the span: read it through its pages
-            device.token = token
-            return
-        device.found = {}
-        oldest = stamp_micros(events[0].timestamp)
-        # Events stamped exactly at the oldest time may go on over the next page: that time is left to
-        # the windows, and the kept events start just after it.
-        device.kept = [event for event in events if stamp_micros(event.timestamp) > oldest]
-        device.boundary = oldest + 1
-        device.density = len(events) / max(1, self._until - oldest)
-        self.stats.kept_pages += 1
-        self._plan_window(device)
-
-    def _shorten(self, device: _Device) -> bool:
-        """A window overflowed far: drop what it found and read a shorter one, ending before the oldest
-        event found and sized by the density found. False where it cannot be shorter (every event
-        found is stamped at its start): its pages are read to the end then."""
-        oldest = min(stamp_micros(event.timestamp) for event in device.found.values())
+        end = self._window_end(device)
+        oldest = stamp_micros(events[0].timestamp) if events else device.frontier
         if oldest <= device.frontier:
             return False
-        density = len(device.found) / max(1, self._window_end(device) - oldest)
-        device.density = density
-        device.window_end = min(oldest, device.frontier + max(1, int(_FILL * self.page / density)))
         device.found = {}
-        device.token = ""
-        self.stats.windows_shortened += 1
+        # Events stamped exactly at the oldest time may go on over the next page: that time is left to
+        # the windows, and the kept events start just after it.
+        kept = [event for event in events if stamp_micros(event.timestamp) > oldest]
+        device.kept.append(_Kept(oldest + 1, end, kept))
+        # What comes before a full page may be as dense, or far less (the page was a burst): the lower
+        # estimate is taken, since a window that overflows costs no request (its page is kept) and one
+        # that holds little does.
+        density = len(events) / max(1, end - oldest)
+        device.density = density if device.density is None else min(device.density, density)
+        self.stats.kept_pages += 1
+        self._plan_window(device)
         return True
 
     def _window_read(self, device: _Device) -> list[Event]:
-        """A window (or the whole span) is read: its events, and the kept ones once the span is done."""
+        """A window is read: its events, and those of the kept page it reaches, oldest first."""
         end = self._window_end(device)
         events = sorted(device.found.values(), key=_key)
         device.found = {}
@@ -189,9 +189,11 @@ class CatchUpPlan:
             # An empty window says little of what comes next: a window grows at most eightfold at a time.
             device.density = seen if device.density is None else max(seen, device.density / 8)
         device.frontier = end
-        if end == device.boundary:
-            events += device.kept
-            device.kept, device.boundary, device.frontier = [], None, self._until
+        # Kept pages follow one another (each ends where the one kept before it starts).
+        while device.kept and device.frontier == device.kept[-1].start:
+            kept = device.kept.pop()
+            events += kept.events
+            device.frontier = kept.end
         if device.frontier >= self._until:
             self._reading.remove(device)
         else:
@@ -200,8 +202,10 @@ class CatchUpPlan:
 
     def _plan_window(self, device: _Device) -> None:
         """The next window from the device's frontier: about `_FILL` of a page, or the rest of the span."""
-        last = device.boundary if device.boundary is not None else self._until
-        assert device.density is not None
+        last = device.kept[-1].start if device.kept else self._until
+        if device.density is None:  # a span read whole needs no plan: only a kept page makes one
+            device.window_end = last
+            return
         room = last - device.frontier
         if device.density * room <= _LAST_WINDOW * self.page:
             device.window_end = last

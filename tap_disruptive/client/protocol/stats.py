@@ -19,8 +19,7 @@ class ClientStats:
     history_requests: int = 0
     slices: int = 0  # history slices read
     windows: int = 0  # windows of a device's history read by a catch-up plan
-    kept_pages: int = 0  # of which devices' newest pages, kept from the first request
-    windows_shortened: int = 0  # windows that overflowed far and were read again shorter
+    kept_pages: int = 0  # full pages of a window kept while what comes before them is read
     rechecks: int = 0  # stretches of history read again after the indexing delay
     unknown_event_types: int = 0
     faults: Counter[str] = field(
