@@ -146,10 +146,20 @@ class SimulatedDT:
 
     # --- the world -------------------------------------------------------------------------------------
 
-    def publish(self, device_id: str, event_type: str, timestamp: float, index_delay: float) -> SimEvent:
+    def publish(
+        self,
+        device_id: str,
+        event_type: str,
+        timestamp: float,
+        index_delay: float,
+        arrival: float | None = None,
+    ) -> SimEvent:
+        """An event reaching DT now, or at `arrival` (history from before the first run)."""
         self._ids += 1
-        now = self.clock.now
-        event = SimEvent(f"ev{self._ids:08d}", device_id, event_type, timestamp, now, now + index_delay)
+        arrival = self.clock.now if arrival is None else arrival
+        event = SimEvent(
+            f"ev{self._ids:08d}", device_id, event_type, timestamp, arrival, arrival + index_delay
+        )
         self.ledger.append(event)
         connection = self.connection
         if (
@@ -548,6 +558,11 @@ class World:
     ) -> SimEvent:
         """An event stamped `age` seconds ago (negative: ahead) reaching DT now."""
         return self.dt.publish(device_id, event_type, self.clock.now - age, index_delay)
+
+    def publish_history(self, device_id: str, event_type: str, age: float) -> SimEvent:
+        """An event stamped `age` seconds ago that reached DT at its own time: history a run owes."""
+        timestamp = self.clock.now - age
+        return self.dt.publish(device_id, event_type, timestamp, 0.0, arrival=timestamp)
 
     def matches(self, event: SimEvent) -> bool:
         device = self.dt.devices[event.device_id]
