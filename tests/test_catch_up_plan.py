@@ -203,10 +203,13 @@ def _start_all(pacer: RequestPacer, count: int, now: float) -> float:
     return now
 
 
-def test_the_pacer_spaces_requests_at_its_rate() -> None:
+def test_the_pacer_lets_a_seconds_worth_go_at_once_then_spaces_requests_at_its_rate() -> None:
     pacer = RequestPacer(start_rate=10.0)
-    assert _start_all(pacer, 11, 0.0) == pytest.approx(1.0)  # 11 starts, 0.1 s apart
-    assert pacer.requests == 11
+    assert _start_all(pacer, 10, 0.0) == 0.0
+    assert _start_all(pacer, 10, 0.0) == pytest.approx(1.0)  # then 0.1 s apart
+    assert pacer.requests == 20
+    assert pacer.delay(1.05) > 0  # nothing saved up while it was busy
+    assert pacer.delay(10.0) <= 0
 
 
 def test_the_pacer_doubles_while_requests_wait_and_only_then() -> None:

@@ -1,12 +1,12 @@
 """Pacing: when a client's next request may start, so that DT's rate limit is met rather than hit.
 
 DT's limits are not published. One pacer per client spaces the starts of all its requests (token, devices,
-history, stream openings) at a rate it learns from DT's answers: from a modest start it doubles each
-half second while requests are waiting on it, until the first 429; each 429 cuts the rate by 30% (once
-per burst: answers to requests sent before the cut say nothing new) and pauses every request for the
-`Retry-After`; afterwards the rate creeps up by 5% a second while requests wait. A `RateLimit-Policy`
-header, when DT sends one, sets the rate outright. The pacer only decides; the driver keeps its clock
-and waits.
+history, stream openings) at a rate it learns from DT's answers, with a second's worth at once at most.
+From a modest start it doubles each half second while requests are waiting on it, until the first 429;
+each 429 cuts the rate by 30% (once per burst: answers to requests sent before the cut say nothing new)
+and pauses every request for the `Retry-After`; afterwards the rate creeps up by 5% a second while
+requests wait. A `RateLimit-Policy` header, when DT sends one, sets the rate outright. The pacer only
+decides; the driver keeps its clock and waits.
 """
 
 from __future__ import annotations
@@ -30,14 +30,17 @@ class RequestPacer:
     """Spaces request starts at a learned rate. Every time is a monotonic clock's, in seconds."""
 
     def __init__(
-        self, start_rate: float = 10.0, max_rate: float | None = None, min_rate: float = 0.2
+        self, start_rate: float = 20.0, max_rate: float | None = None, min_rate: float = 0.2
     ) -> None:
         self.max_rate = max_rate
         self.min_rate = min_rate
         self.rate = min(start_rate, max_rate) if max_rate else start_rate
         # Before the first 429 the rate doubles; after it, it creeps.
         self.probing = True
-        self._next_start = -math.inf
+        # A token bucket holding a second's worth of requests: a burst of a few requests starts at once,
+        # as DT's own limiter (a bucket too, by its 429s) allows.
+        self._tokens = self.rate
+        self._filled_at: float | None = None
         self._paused_until = -math.inf
         self._last_cut = -math.inf
         self._last_raise: float | None = None
@@ -50,17 +53,24 @@ class RequestPacer:
     def __repr__(self) -> str:
         return f"RequestPacer(rate={self.rate:.1f}/s, requests={self.requests}, throttled={self.throttled})"
 
+    def _fill(self, now: float) -> None:
+        if self._filled_at is not None and now > self._filled_at:
+            self._tokens = min(self.rate, self._tokens + (now - self._filled_at) * self.rate)
+        self._filled_at = now if self._filled_at is None else max(now, self._filled_at)
+
     def delay(self, now: float) -> float:
         """Seconds until a request may start (0 or less: now)."""
-        wait = max(self._next_start, self._paused_until) - now
+        self._fill(now)
+        wait = max(self._paused_until - now, (1.0 - self._tokens) / self.rate)
         if wait > 0:
             self._held_back = True
         return wait
 
     def started(self, now: float) -> None:
         """A request starts now (the caller waited out `delay` first)."""
+        self._fill(now)
         self.requests += 1
-        self._next_start = max(now, self._next_start) + 1.0 / self.rate
+        self._tokens -= 1.0
         if self._last_raise is None:
             self._last_raise = now
 
@@ -81,6 +91,7 @@ class RequestPacer:
         if sent_at >= self._last_cut:
             self.probing = False
             self.rate = max(self.min_rate, self.rate * _CUT)
+            self._tokens = min(self._tokens, 0.0)
             self._last_cut = now
             self._last_raise = now
         self._paused_until = max(self._paused_until, now + (retry_after or 1.0 / self.rate))

@@ -55,7 +55,7 @@ class ClientSettings:
     indexing_delay: float = 12.0
     history_concurrency: int = 16
     # Requests a second: where the pacer starts, and a cap it never passes (None: learned from DT alone).
-    request_rate: float = 10.0
+    request_rate: float = 20.0
     max_request_rate: float | None = None
     history_page_size: int = 1000
     # History is read in time slices, each delivered in time order; a slice holds at most about this
