@@ -71,6 +71,26 @@ def test_a_bound_in_the_middle_of_a_delivery_claims_only_what_was_written() -> N
     assert all(event.event_id in world.written for event in delivery.events)
 
 
+def test_a_stop_between_two_deliveries_of_one_slice_claims_no_more_than_the_first() -> None:
+    # The whole hour in one slice, handed over ten events at a time.
+    one_slice = replace(SETTINGS, slice_events=1000, slice_seconds=3600.0, delivery_chunk=10)
+    world = World(15, settings=one_slice)
+    ids = [
+        world.publish_history(DEVICES[n % 4], TYPES[DEVICES[n % 4]], 3500 - 20 * n).event_id
+        for n in range(100)
+    ]
+    run = world.start_run()
+    first = run.advance(60.0, stop_after=1)
+    assert first is not None and [event.event_id for event in first.events] == ids[:10]
+    run.consumer.take(first)  # all of it: the bound falls between two deliveries of the slice
+    world.check()
+    bookmark = run.consumer.bookmark
+    assert bookmark is not None and bookmark < world.dt.ledger[10].stamp
+    run.stop("sigterm")
+    world.start_run().advance(120.0)
+    assert unwritten(world, ids) == []
+
+
 @pytest.mark.parametrize("after", [1, 2, 3])
 def test_an_answer_that_is_not_json_while_history_is_read_loses_no_stretch(after: int) -> None:
     # Started 50 s back: the stream opens first, and history is read while it waits; an answer that is

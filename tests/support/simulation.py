@@ -46,6 +46,8 @@ SETTINGS = ClientSettings(
     token_url="https://sim.invalid/oauth2/token",
     slice_events=12,
     slice_seconds=300.0,
+    # Smaller than a slice, so that a slice comes in several deliveries and a stop can fall between them.
+    delivery_chunk=5,
     history_page_size=1000,
     max_attempts=6,
 )
