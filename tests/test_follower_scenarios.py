@@ -167,6 +167,19 @@ def test_an_event_stamped_a_day_ahead_does_not_move_the_bookmark() -> None:
     assert bookmark is not None and timestamp_seconds(bookmark) <= world.clock.now
 
 
+def test_a_ping_stamped_a_day_ahead_does_not_move_the_bookmark() -> None:
+    world = World(16, history_hours=0.0)
+    run = world.start_run()
+    run.advance(5.0)  # the stream is open
+    world.dt.stream_fault("ping_ahead")
+    late = world.publish("dev00", "temperature", age=OVERLAP / 2)
+    run.advance(60.0)  # every step checks the bookmark against DT's time and what was written
+    assert late.event_id in world.written
+    assert run.follower.stats.pings >= 5
+    bookmark = run.consumer.bookmark
+    assert bookmark is not None and timestamp_seconds(bookmark) <= world.clock.now - OVERLAP
+
+
 def test_an_impossible_timestamp_is_a_bad_line_whose_stretch_is_read_again() -> None:
     world = World(8, history_hours=0.0)
     run = world.start_run()

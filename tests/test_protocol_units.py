@@ -10,6 +10,7 @@ import backoff
 import pytest
 
 from tap_disruptive.client.protocol.auth import TokenCache
+from tap_disruptive.client.protocol.clock import ServerClock
 from tap_disruptive.client.protocol.dedupe import RecentIds
 from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
@@ -216,6 +217,18 @@ def test_recent_ids_past_capacity_forget_the_oldest_first(capacity: int) -> None
 
 
 # --- auth and secrets ---------------------------------------------------------------------------------
+
+
+def test_a_ping_stamped_beyond_the_tolerance_vouches_only_for_dts_time_as_estimated() -> None:
+    elapsed = [0.0]
+    clock = ServerClock(lambda: elapsed[0], lambda: 0.0, ping_tolerance=30.0)
+    clock.observe(1_800_000_000.0)  # a Date header
+    elapsed[0] = 5.0
+    assert clock.observe_ping(1_800_000_000.0 + 86_400) == 1_800_000_005.0
+    assert clock.now() == 1_800_000_005.0, "the estimate moved to the bad ping"
+    # Within the tolerance a ping is believed, and moves the estimate on.
+    assert clock.observe_ping(1_800_000_020.0) == 1_800_000_020.0
+    assert clock.now() == 1_800_000_020.0
 
 
 def test_token_cache_refreshes_before_expiry() -> None:

@@ -53,7 +53,7 @@ SETTINGS = ClientSettings(
 )
 # DT's own limit on a history page, kept small so that every read goes over several pages.
 PAGE_LIMIT = 3
-STREAM_FAULTS = ("cut", "end", "stall", "blank", "garbage", "error", "error_v1", "bad_stamp")
+STREAM_FAULTS = ("cut", "end", "stall", "blank", "garbage", "error", "error_v1", "bad_stamp", "ping_ahead")
 HTTP_FAULTS = (
     "stream_503",
     "stream_429",
@@ -200,6 +200,9 @@ class SimulatedDT:
             connection.buffer += _line(
                 {"result": {"event": {**event, "timestamp": "2026-11-28T25:61:00.000000Z"}}}
             )
+        elif kind == "ping_ahead":
+            # A ping stamped far beyond DT's time (a clock gone wrong upstream): it vouches for nothing.
+            connection.buffer += _ping_line(self.clock.now + self.rng.uniform(120, 86_400))
         elif kind == "error":
             connection.buffer += _line({"error": {"code": 14, "message": "unavailable", "details": []}})
             connection.ending = "end"
@@ -224,14 +227,7 @@ class SimulatedDT:
         while connection is not None and not connection.stalled and connection.ending is None:
             if connection.next_ping > self.clock.now:
                 return
-            ping = {
-                "eventId": "ping",
-                "targetName": f"projects/{PROJECT}",
-                "eventType": "ping",
-                "data": None,
-                "timestamp": format_timestamp(connection.next_ping),
-            }
-            connection.buffer += _line({"result": {"event": ping}})
+            connection.buffer += _ping_line(connection.next_ping)
             connection.next_ping += self.ping_interval
 
     def next_stream_time(self) -> float | None:
@@ -358,6 +354,17 @@ class SimulatedDT:
 
 def _line(obj: Any) -> bytes:
     return orjson.dumps(obj) + b"\n"
+
+
+def _ping_line(stamp: float) -> bytes:
+    ping = {
+        "eventId": "ping",
+        "targetName": f"projects/{PROJECT}",
+        "eventType": "ping",
+        "data": None,
+        "timestamp": format_timestamp(stamp),
+    }
+    return _line({"result": {"event": ping}})
 
 
 def _label_holds(labels: dict[str, str], label_filter: str) -> bool:
