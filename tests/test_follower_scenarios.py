@@ -156,6 +156,30 @@ def test_the_re_read_after_the_indexing_delay_covers_only_the_stretch_that_can_s
     assert stats.recovered < 240 + 40
 
 
+def test_ids_from_the_stream_are_kept_long_enough_to_drop_them_when_the_gap_read_brings_them_again() -> None:
+    # Ids are forgotten only once more than `dedupe_capacity` are held: a small one makes that happen here.
+    few_ids = replace(SETTINGS, dedupe_capacity=20)
+    world = World(17, settings=few_ids, history_hours=0.0)
+    run = world.start_run()
+    run.advance(5.0)  # the stream is open
+    for number in range(15):  # backfilled readings, an hour old: the first ids to forget
+        world.publish(DEVICES[number % 4], TYPES[DEVICES[number % 4]], age=3600.0)
+    connection = world.dt.connection
+    assert connection is not None
+    run.advance(connection.next_ping - world.clock.now + 0.01)  # just after a ping
+    # Late readings, at the edge of the overlap: a gap read from before this ping reads them again.
+    late = [world.publish(device, TYPES[device], age=OVERLAP - 1).event_id for device in (*DEVICES, "dev00")]
+    run.advance(3.0)
+    world.publish("dev01", "contact")  # the 21st id: the old ones are forgotten
+    run.advance(1.0)
+    assert len(world.written) == 21
+    world.dt.stream_fault("end")  # before the next ping
+    run.advance(30.0)  # every delivery checks that nothing comes twice within the run
+    assert run.follower.stats.reconnects == 1
+    assert run.follower.stats.duplicates >= len(late)
+    assert all(world.written[event_id] == [1] for event_id in late)
+
+
 def test_an_event_stamped_a_day_ahead_does_not_move_the_bookmark() -> None:
     world = World(7, history_hours=0.0)
     run = world.start_run()
