@@ -165,8 +165,8 @@ def test_a_backfill_stopped_twice_over_a_wan_loses_nothing_and_reads_little_agai
             # Stopped part way: what it claims does not cover the whole history yet.
             assert len(owed_by(state, ledger)) < len(ledger), f"{name} was not stopped part way"
 
-    # (1) Nothing lost. The last run's bookmark reaches the end of history, less the stretch near its start that DT
-    # could still be indexing (a history-only run leaves that to its successor).
+    # (1) Nothing lost. The last run's bookmark reaches the end of history, less the stretch near its start
+    # that DT could still be indexing (a history-only run leaves that to its successor).
     assert state is not None
     newest = max(event["timestamp"] for event in ledger)
     assert partition(state)["replication_key_value"] >= format_timestamp(timestamp_seconds(newest) - 120)
