@@ -71,21 +71,33 @@ def test_a_bound_in_the_middle_of_a_delivery_claims_only_what_was_written() -> N
     assert all(event.event_id in world.written for event in delivery.events)
 
 
-def test_a_stop_between_two_deliveries_of_one_slice_claims_no_more_than_the_first() -> None:
-    # The whole hour in one slice, handed over ten events at a time.
+@pytest.mark.parametrize("in_order", [True, False], ids=["slice", "per-device"])
+def test_a_stop_between_two_deliveries_of_one_read_claims_no_more_than_the_first(in_order: bool) -> None:
+    # The whole hour in one slice (in time order), or one device's window (per device), handed over ten
+    # events at a time.
     one_slice = replace(SETTINGS, slice_events=1000, slice_seconds=3600.0, delivery_chunk=10)
-    world = World(15, settings=one_slice)
+    world = World(15, settings=one_slice, in_order=in_order)
     ids = [
         world.publish_history(DEVICES[n % 4], TYPES[DEVICES[n % 4]], 3500 - 20 * n).event_id
         for n in range(100)
     ]
     run = world.start_run()
     first = run.advance(60.0, stop_after=1)
-    assert first is not None and [event.event_id for event in first.events] == ids[:10]
-    run.consumer.take(first)  # all of it: the bound falls between two deliveries of the slice
+    assert first is not None
+    got = [event.event_id for event in first.events]
+    if in_order:
+        assert got == ids[:10]
+    else:
+        device_ids = [i for i, e in zip(ids, world.dt.ledger, strict=True) if e.device_id == first.device_id]
+        assert got == device_ids[:10]
+    run.consumer.take(first)  # all of it: the bound falls between two deliveries of the read
     world.check()
     bookmark = run.consumer.bookmark
     assert bookmark is not None and bookmark < world.dt.ledger[10].stamp
+    if not in_order:
+        assert first.device_id is not None
+        next_of_device = next(e for e in world.dt.ledger if e.event_id == device_ids[10])
+        assert run.consumer.devices[first.device_id] < next_of_device.stamp
     run.stop("sigterm")
     world.start_run().advance(120.0)
     assert unwritten(world, ids) == []
