@@ -56,8 +56,21 @@ def test_catch_up_progress_is_reported(start_emulator: StartEmulator, tmp_path: 
     assert result.returncode == 0, result.stderr[-2000:]
     progress = [line for line in result.stderr.splitlines() if "Catching up:" in line]
     assert progress, result.stderr[-2000:]
+    line = progress[0]
     assert re.search(
-        r"Catching up: \d+ events written \(\d+/s\), complete up to \S+, [\d.]+ \w+ behind now", progress[0]
+        r"Catching up: \d+ events written \(\d+/s\), complete up to \S+, [\d.]+ \w+ behind now", line
+    )
+    # What it costs DT: the devices read so far, the requests, the 429s and the pace.
+    found = re.search(
+        r"devices read to the end (\d+) of 40; history requests (\d+), answered 429 (\d+), "
+        r"pacing ([\d.]+) requests/s",
+        line,
+    )
+    assert found, line
+    assert int(found.group(1)) <= 40 and int(found.group(2)) >= 1 and float(found.group(4)) > 0
+    # The plan's start: the devices and the fewest requests they can take.
+    assert re.search(
+        r"history of project \S+: 40 devices from \S+ to \S+, at least 40 requests", result.stderr
     )
 
 

@@ -61,9 +61,15 @@ class RunReport:
         self.written = 0
         self._written_at_last_line = 0
         self._complete_until: dict[str, str | None] = {}
+        # What the source has spent so far (requests, 429s, its pace), for the catch-up lines.
+        self.cost: Callable[[], str] = str
 
-    def start(self, reading: str, event_filter: EventFilter, bounds: RunBounds) -> None:
-        """The start line; `reading`: where the source starts (see `sources.EventSource.describe`)."""
+    def start(
+        self, reading: str, event_filter: EventFilter, bounds: RunBounds, cost: Callable[[], str] = str
+    ) -> None:
+        """The start line; `reading`: where the source starts (see `sources.EventSource.describe`);
+        `cost`: what the source has spent so far, for the catch-up lines."""
+        self.cost = cost
         self.logger.info(
             "Reading %s. Filter: %s. Bounds: %s",
             reading,
@@ -90,12 +96,14 @@ class RunReport:
         rate = (self.written - self._written_at_last_line) / since
         if catching_up:
             assert behind is not None
+            cost = self.cost()
             self.logger.info(
-                "Catching up: %d events written (%.0f/s), complete up to %s, %s behind now",
+                "Catching up: %d events written (%.0f/s), complete up to %s, %s behind now%s",
                 self.written,
                 rate,
                 min(value for value in self._complete_until.values() if value),
                 duration(behind),
+                f"; {cost}" if cost else "",
             )
         else:
             self.logger.info(

@@ -64,6 +64,10 @@ class EventSource(Protocol):
 
     def summary(self) -> str: ...
 
+    def progress(self) -> str:
+        """What a catch-up has cost so far, for the progress lines ("" where nothing is counted)."""
+        ...
+
 
 class StreamSource:
     """DT's history since each project's bookmark, then the live stream; bookmarks are times."""
@@ -151,6 +155,18 @@ class StreamSource:
     def summary(self) -> str:
         return self._subscriptions.stats.summary()
 
+    def progress(self) -> str:
+        stats, pacer = self._subscriptions.stats, self._client.pacer
+        devices = (
+            f"devices read to the end {stats.devices_caught_up} of {stats.devices_planned}; "
+            if stats.devices_planned
+            else ""
+        )
+        return (
+            f"{devices}history requests {stats.history_requests}, answered 429 {stats.faults['http_429']}, "
+            f"pacing {pacer.rate:.1f} requests/s"
+        )
+
 
 class ConnectorSource:
     """The spool a Data Connector receiver fills, read in its own order (seq) from each project's
@@ -222,3 +238,6 @@ class ConnectorSource:
 
     def summary(self) -> str:
         return self._reader.stats.summary()
+
+    def progress(self) -> str:
+        return ""

@@ -140,7 +140,7 @@ class EventsStream(BatchedRecords, BookmarksFromTheSource, DisruptiveStream):
                 starts = {project_id: self._resume_point(project_id) for project_id in config.project_ids}
                 source = StreamSource(config, starts, registry, self, resources)
                 report.set_starts({project_id: start for project_id, (start, _) in starts.items()})
-            report.start(source.describe(), config.event_filter, config.bounds)
+            report.start(source.describe(), config.event_filter, config.bounds, source.progress)
             batches = source.batches()
             try:
                 for batch in batches:

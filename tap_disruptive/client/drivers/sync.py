@@ -17,6 +17,7 @@ from tap_disruptive.client.drivers.aio import AsyncDisruptiveClient, AsyncSubscr
 from tap_disruptive.client.protocol.commands import Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.filters import EventFilter
+from tap_disruptive.client.protocol.pacing import RequestPacer
 from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.devices import Device
@@ -93,6 +94,11 @@ class DisruptiveClient:
 
     def __repr__(self) -> str:
         return f"DisruptiveClient(api_url={self.settings.api_url!r})"
+
+    @property
+    def pacer(self) -> RequestPacer:
+        """The pacer every request of the client waits on (its rate, requests and 429s)."""
+        return self.aio.pacer
 
     def close(self) -> None:
         try:

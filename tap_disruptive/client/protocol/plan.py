@@ -83,6 +83,8 @@ class CatchUpPlan:
         # Devices waiting to be read, furthest behind first, so that the project's claim moves soonest.
         waiting = sorted((max(begin, stamp_micros(starts[d])) if d in starts else begin, d) for d in devices)
         self._waiting = deque(_Device(d, frontier) for frontier, d in waiting if frontier < self._until)
+        self.stats.devices_planned += len(devices)
+        self.stats.devices_caught_up += len(devices) - len(self._waiting)
         self._reading: list[_Device] = []
         # DT's largest page: what is asked for, until a full page with a next one shows less.
         self.page = self.settings.history_page_size
@@ -196,6 +198,7 @@ class CatchUpPlan:
             device.frontier = kept.end
         if device.frontier >= self._until:
             self._reading.remove(device)
+            self.stats.devices_caught_up += 1
         else:
             self._plan_window(device)
         return events

@@ -20,6 +20,8 @@ class ClientStats:
     slices: int = 0  # history slices read
     windows: int = 0  # windows of a device's history read by a catch-up plan
     kept_pages: int = 0  # full pages of a window kept while what comes before them is read
+    devices_planned: int = 0  # devices a catch-up plan set out to read, and of those read to its end
+    devices_caught_up: int = 0
     rechecks: int = 0  # stretches of history read again after the indexing delay
     unknown_event_types: int = 0
     faults: Counter[str] = field(
