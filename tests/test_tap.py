@@ -139,17 +139,20 @@ def test_sigterm_writes_state_and_a_resumed_run_loses_nothing(
     emulator = start_emulator("--rate", "100", "--history-span", "0", "--indexing-delay", "1")
     # Live, no bound: runs until stopped. From a minute back, so that its bookmark moves within the run.
     config = tap_config(emulator, start_date=format_timestamp(time.time() - 60))
-    process = subprocess.Popen(
-        [str(TAP), "--config", str(write_json(tmp_path / "config.json", config))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert wait_until(lambda: emulator.status()["open_streams"] == 1, timeout=30)
+    # Output to files, not pipes: a pipe nobody reads until the end would stop the tap once it is full.
+    out, err = tmp_path / "stdout.jsonl", tmp_path / "stderr.log"
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [str(TAP), "--config", str(write_json(tmp_path / "config.json", config))],
+            stdout=stdout_file,
+            stderr=stderr_file,
+            text=True,
+        )
+    assert wait_until(lambda: emulator.status()["open_streams"] == 1, timeout=30), err.read_text()[-2000:]
     time.sleep(18)  # past the re-read of what came before the stream, and the state interval
     process.send_signal(signal.SIGTERM)
-    stdout, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
+    assert process.wait(timeout=30) == 0, err.read_text()[-2000:]
+    stdout = out.read_text()
     state = last_state(stdout)
     written = {r["event_id"] for r in records(stdout)}
     until = bookmark(state, emulator.project_id)
