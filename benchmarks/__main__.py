@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     catch_up,
+    catch_up_scale,
     catch_up_wan,
     deployment_latency,
     emulator_feed,
@@ -19,6 +20,7 @@ from benchmarks import (
 
 BENCHMARKS = {
     "catch_up": catch_up.main,
+    "catch_up_scale": catch_up_scale.main,
     "catch_up_wan": catch_up_wan.main,
     "deployment_latency": deployment_latency.main,
     "emulator_feed": emulator_feed.main,
