@@ -43,7 +43,7 @@ HUB_ONLY = {
 }
 # Numbers to the tap declared `integer`: Meltano 4.4 cannot pass on a `decimal` setting that comes from the
 # environment (see the comment in the definition, and test_meltano_still_fails_on_decimal_settings_from_env).
-NUMBERS_AS_INTEGERS = {"max_duration", "idle_timeout"}
+NUMBERS_AS_INTEGERS = {"max_duration", "idle_timeout", "max_request_rate"}
 # The fields Meltano's log parser for the Singer SDK needs in a line to take it as a structured record
 # (meltano 4.4.1, meltano/core/logging/parsers.py, SingerSDKLogParser.required_fields).
 STRUCTURED_LOG_FIELDS = {"level", "pid", "logger_name", "ts", "thread_name", "app_name", "message"}

@@ -96,6 +96,14 @@ ROWS: dict[str, tuple[Setup, str]] = {
     "state of the wrong shape": (with_file("--state", '{"events": "2026"}'), "not a Singer state"),
     "bookmark not a time": (with_file("--state", STATE % '"yesterday"'), "(project p) is not a time"),
     "bookmark impossible time": (with_file("--state", STATE % '"2026-01-01T25:61:00Z"'), "is not a time"),
+    "device frontier not a time": (
+        with_file("--state", STATE % '"2026-01-01T00:00:00Z", "device_frontiers": {"d1": "soon"}'),
+        "(project p): device_frontiers.d1 is not a time: 'soon'",
+    ),
+    "device frontiers not an object": (
+        with_file("--state", STATE % '"2026-01-01T00:00:00Z", "device_frontiers": ["d1"]'),
+        "device_frontiers is not an object of device ids to times",
+    ),
     "catalog not JSON": (with_file("--catalog", "{"), "--catalog"),
     # Settings.
     "unknown setting": (with_config(label_filter={"room": "lab"}), "did you mean 'label_filters'?"),
@@ -110,6 +118,10 @@ ROWS: dict[str, tuple[Setup, str]] = {
     "unknown device type": (with_config(device_types=["toaster"]), "device_types"),
     "max_events negative": (with_config(max_events=-5), "max_events"),
     "idle_timeout zero": (with_config(idle_timeout=0), "idle_timeout"),
+    "max_request_rate zero": (
+        with_config(max_request_rate=0),
+        "max_request_rate must be a positive number of requests a second",
+    ),
     "live not a boolean": (with_config(live="yes"), "live"),
     "start_date not a time": (with_config(start_date="last tuesday"), "start_date"),
     "start_date in the future": (

@@ -150,6 +150,13 @@ class TapDisruptive(CheckedInputs, StopsAtCheckpoints, Tap):
             title="Idle timeout (seconds)",
             description="End the run after this many seconds without an event (pings do not count).",
         ),
+        th.Property(
+            "max_request_rate",
+            th.NumberType,
+            title="Max request rate (requests/s)",
+            description="Never send DT more requests a second than this (the rate is otherwise learned from "
+            "DT's 429 answers).",
+        ),
     ).to_dict()
 
     # Events are written as they arrive, from a stream without end: BATCH files do not fit it.

@@ -83,7 +83,10 @@ class TapConfig:
                     basic_auth=bool(config.get("basic_auth", False)),
                 )
                 client = ClientSettings(
-                    credentials, api_url=api_url, token_url=config.get("token_url") or DT_TOKEN_URL
+                    credentials,
+                    api_url=api_url,
+                    token_url=config.get("token_url") or DT_TOKEN_URL,
+                    max_request_rate=_bound(config, "max_request_rate", unit="requests a second"),
                 )
             event_filter = EventFilter.of(
                 device_ids=config.get("device_ids"),
@@ -127,11 +130,11 @@ def _boolean(config: Mapping[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def _bound(config: Mapping[str, Any], name: str, integer: bool = False) -> Any:
+def _bound(config: Mapping[str, Any], name: str, integer: bool = False, unit: str = "seconds") -> Any:
     value = config.get(name)
     if value is None:
         return None
-    kind = "a positive whole number" if integer else "a positive number of seconds"
+    kind = "a positive whole number" if integer else f"a positive number of {unit}"
     # JSON config numbers may arrive as Decimal (the SDK's parser) or as strings (environment variables).
     try:
         number = float(value) if not isinstance(value, bool) else -1.0
