@@ -230,13 +230,13 @@ def test_a_burst_of_429s_cuts_the_rate_once_and_pauses_every_request_for_retry_a
         pacer.started(at)
     for at in sent:  # three answers to requests sent before the cut: one cut
         pacer.answered(at, 0.1, _answer(429, retry_after="2"))
-    assert pacer.rate == 40.0 * 0.7
+    assert pacer.rate == 40.0 * 0.5
     assert pacer.throttled == 3
     assert pacer.delay(0.1) == 2.0
     assert not pacer.probing
     pacer.started(2.2)
     pacer.answered(2.2, 2.3, _answer(429, retry_after="1"))  # a request sent after the cut: cut again
-    assert pacer.rate == 40.0 * 0.7 * 0.7
+    assert pacer.rate == 40.0 * 0.5 * 0.5
 
 
 def test_a_rate_limit_policy_header_sets_the_rate_and_max_request_rate_caps_it() -> None:

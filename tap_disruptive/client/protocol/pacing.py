@@ -2,8 +2,8 @@
 
 DT's limits are not published. One pacer per client spaces the starts of all its requests (token, devices,
 history, stream openings) at a rate it learns from DT's answers, with a second's worth at once at most.
-From a modest start it doubles each half second while requests are waiting on it, until the first 429;
-each 429 cuts the rate by 30% (once per burst: answers to requests sent before the cut say nothing new)
+From a modest start it doubles each second while requests are waiting on it, until the first 429; each
+429 halves the rate (once per burst: answers to requests sent before the cut say nothing new)
 and pauses every request for the `Retry-After`; afterwards the rate creeps up by 5% a second while
 requests wait. A `RateLimit-Policy` header, when DT sends one, sets the rate outright. The pacer only
 decides; the driver keeps its clock and waits.
@@ -18,9 +18,9 @@ from tap_disruptive.client.protocol.http import HttpResponse
 
 # The rate is raised at most this often (seconds; doubled while probing, else crept up), and only
 # while requests wait on it.
-_PROBE_EVERY = 0.5
+_PROBE_EVERY = 1.0
 _CREEP_EVERY = 1.0
-_CUT = 0.7
+_CUT = 0.5
 _CREEP = 0.05
 # The IETF draft's policy header: "40;w=1" is 40 requests a second.
 _POLICY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*;\s*w\s*=\s*(\d+(?:\.\d+)?)")
