@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 from benchmarks.measure import peak_rss_bytes
 from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.client.protocol.clock import ServerClock
-from tap_disruptive.client.protocol.commands import Delivery, Send, Sleep
+from tap_disruptive.client.protocol.commands import CollectSend, Delivery, Send, Sleep, StartSend
 from tap_disruptive.client.protocol.errors import ConnectionFailed
 from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
@@ -186,7 +186,9 @@ def run(devices: int, days: int) -> dict[str, float]:
     )
     consumer = Consumer()
     steps = follower.run()
-    answer: list[HttpResponse | ConnectionFailed] | None = None
+    answer: list[HttpResponse | ConnectionFailed] | int | None = None
+    # Answers of requests started and not yet collected, by handle (the list's index).
+    in_flight: list[list[HttpResponse | ConnectionFailed]] = []
     started = time.process_time()
     while True:
         try:
@@ -196,6 +198,12 @@ def run(devices: int, days: int) -> dict[str, float]:
         answer = None
         if isinstance(command, Send):
             answer = [dt.answer(request) for request in command.requests]
+        elif isinstance(command, StartSend):
+            in_flight.append([dt.answer(request) for request in command.requests])
+            answer = len(in_flight) - 1
+        elif isinstance(command, CollectSend):
+            answer = in_flight[command.handle]
+            in_flight[command.handle] = []
         elif isinstance(command, Sleep):
             now += command.seconds
         elif isinstance(command, Delivery):

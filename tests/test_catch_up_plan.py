@@ -10,6 +10,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tap_disruptive.client.protocol.bookmarks import bookmark_after
 from tap_disruptive.client.protocol.clock import ServerClock
-from tap_disruptive.client.protocol.commands import Delivery, Send, Sleep
+from tap_disruptive.client.protocol.commands import CollectSend, Delivery, Send, Sleep, StartSend
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpResponse
@@ -90,8 +91,9 @@ class Reader:
             monotonic=self.clock.monotonic,
         )
         steps = follower.run()
-        answer = None
+        answer: Any = None
         deliveries = 0
+        in_flight: list[Any] = []
         try:
             while True:
                 try:
@@ -102,6 +104,13 @@ class Reader:
                 if isinstance(command, Send):
                     self.clock.now += 0.05
                     answer = [self.dt.answer(request) for request in command.requests]
+                elif isinstance(command, StartSend):
+                    self.clock.now += 0.05
+                    handle = len(in_flight)
+                    in_flight.append([self.dt.answer(request) for request in command.requests])
+                    answer = handle
+                elif isinstance(command, CollectSend):
+                    answer = in_flight[command.handle]
                 elif isinstance(command, Sleep):
                     self.clock.now += command.seconds
                 elif isinstance(command, Delivery):

@@ -24,12 +24,14 @@ from tap_disruptive.client.protocol.commands import (
     TIMED_OUT,
     Answer,
     CloseStream,
+    CollectSend,
     Command,
     Delivery,
     OpenStream,
     ReadStream,
     Send,
     Sleep,
+    StartSend,
 )
 from tap_disruptive.client.protocol.errors import ConnectionFailed, DisruptiveError
 from tap_disruptive.client.protocol.filters import EventFilter
@@ -435,6 +437,9 @@ class Run:
         self.steps: Generator[Command, Answer, None] = self.follower.run()
         self.command: Command | None = next(self.steps)
         self.wait_until: float | None = None  # the end of the sleep or read deadline in progress
+        # Requests started (StartSend): when DT answers them, by handle.
+        self.in_flight: dict[int, tuple[float, tuple[HttpRequest, ...]]] = {}
+        self.handles = 0
         self.failed: DisruptiveError | None = None
 
     @property
@@ -479,6 +484,20 @@ class Run:
                     self._answer([dt.answer(request) for request in command.requests])
                 else:
                     self._answer(dt.open_stream(command.request))
+            elif isinstance(command, StartSend):
+                # Answered by DT when collected, up to half a second later: deliveries and stops can
+                # come while the requests are in flight.
+                self.handles += 1
+                self.in_flight[self.handles] = (clock.now + world.rng.uniform(0.001, 0.5), command.requests)
+                self._answer(self.handles)
+            elif isinstance(command, CollectSend):
+                ready, requests = self.in_flight[command.handle]
+                if ready > end:
+                    clock.now = max(clock.now, end)
+                    return None
+                clock.now = max(clock.now, ready)
+                del self.in_flight[command.handle]
+                self._answer([dt.answer(request) for request in requests])
             elif isinstance(command, CloseStream):
                 dt.connection = None
                 self._answer(None)

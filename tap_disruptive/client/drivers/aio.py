@@ -17,12 +17,14 @@ from tap_disruptive.client.protocol.commands import (
     TIMED_OUT,
     Answer,
     CloseStream,
+    CollectSend,
     Command,
     Delivery,
     OpenStream,
     ReadStream,
     Send,
     Sleep,
+    StartSend,
     TimedOut,
 )
 from tap_disruptive.client.protocol.errors import ConnectionFailed
@@ -70,6 +72,9 @@ class Driver:
         # The client's pacer: every request of the client starts when it says.
         self._pacer = pacer
         self._stream: aiohttp.ClientResponse | None = None
+        # Requests started and not collected yet (StartSend), by handle.
+        self._in_flight: dict[int, asyncio.Task[list[HttpResponse | ConnectionFailed]]] = {}
+        self._handles = 0
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -103,12 +108,20 @@ class Driver:
         finally:
             steps.close()
             self.close_stream()
+            await self._cancel_in_flight()
 
     async def _do(self, command: Command) -> Answer:
         if isinstance(command, ReadStream):
             return await self._read(command.timeout)
         if isinstance(command, Send):
-            return await self._send_all(command)
+            return await self._send_all(command.requests, command.concurrency)
+        if isinstance(command, StartSend):
+            self._handles += 1
+            task = asyncio.ensure_future(self._send_all(command.requests, command.concurrency))
+            self._in_flight[self._handles] = task
+            return self._handles
+        if isinstance(command, CollectSend):
+            return await self._in_flight.pop(command.handle)
         if isinstance(command, OpenStream):
             return await self._open(command.request)
         if isinstance(command, Sleep):
@@ -119,16 +132,25 @@ class Driver:
             return None
         raise TypeError(f"unknown command {command!r}")
 
-    async def _send_all(self, command: Send) -> list[HttpResponse | ConnectionFailed]:
-        if len(command.requests) == 1:
-            return [await self._send(command.requests[0])]
-        bound = asyncio.Semaphore(max(1, command.concurrency))
+    async def _send_all(
+        self, requests: tuple[HttpRequest, ...], concurrency: int
+    ) -> list[HttpResponse | ConnectionFailed]:
+        if len(requests) == 1:
+            return [await self._send(requests[0])]
+        bound = asyncio.Semaphore(max(1, concurrency))
 
         async def send(request: HttpRequest) -> HttpResponse | ConnectionFailed:
             async with bound:
                 return await self._send(request)
 
-        return list(await asyncio.gather(*(send(request) for request in command.requests)))
+        return list(await asyncio.gather(*(send(request) for request in requests)))
+
+    async def _cancel_in_flight(self) -> None:
+        """Requests started and never collected (the consumer stopped meanwhile) are abandoned."""
+        tasks, self._in_flight = list(self._in_flight.values()), {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _paced(self) -> float:
         """Wait for the pacer's word to start a request; returns when it started (the loop's clock)."""

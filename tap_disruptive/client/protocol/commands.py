@@ -24,6 +24,23 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class StartSend:
+    """Start sending these requests, `concurrency` at a time, and answer at once: the answers are waited
+    for with `CollectSend`, so that what the consumer does meanwhile overlaps the requests in flight.
+    Answer: a handle (int)."""
+
+    requests: tuple[HttpRequest, ...]
+    concurrency: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CollectSend:
+    """Wait for the answers of a `StartSend`. Answer: as a `Send`'s."""
+
+    handle: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenStream:
     """Open the stream. Answer: an `HttpResponse` (with the whole body only when the status is not 200),
     or `ConnectionFailed`."""
@@ -80,7 +97,9 @@ class Delivery:
     device_until: str | None = None
 
 
-Command = Send | OpenStream | ReadStream | CloseStream | Sleep | Delivery
-Answer = list[HttpResponse | ConnectionFailed] | HttpResponse | ConnectionFailed | TimedOut | bytes | None
+Command = Send | StartSend | CollectSend | OpenStream | ReadStream | CloseStream | Sleep | Delivery
+Answer = (
+    list[HttpResponse | ConnectionFailed] | HttpResponse | ConnectionFailed | TimedOut | bytes | int | None
+)
 # The protocol's steps: a generator of commands, sent their answers, returning nothing.
 Steps = Generator[Command, Answer, None]

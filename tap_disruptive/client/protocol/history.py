@@ -10,7 +10,7 @@ from tap_disruptive.client.protocol.errors import TransientError
 from tap_disruptive.client.protocol.events import Event, history_page
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.http import HttpRequest
-from tap_disruptive.client.protocol.rest import Rest
+from tap_disruptive.client.protocol.rest import InFlight, Rest
 from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.times import shift
@@ -60,12 +60,25 @@ class ProjectHistory:
         self, device_ids: Sequence[str], requests: Sequence[HttpRequest]
     ) -> Generator[Command, Answer, list[Page]]:
         """Send the devices' requests, `history_concurrency` at a time; their pages, in order."""
+        started = yield from self.start(device_ids, requests)
+        return (yield from self.finish(started))
+
+    def start(
+        self, device_ids: Sequence[str], requests: Sequence[HttpRequest]
+    ) -> Generator[Command, Answer, InFlight]:
+        """Start the devices' requests; `finish` waits for their pages."""
         self.stats.history_requests += len(requests)
-        responses = yield from self.rest.send_all(
-            requests,
-            [f"history of device {device_id}" for device_id in device_ids],
-            self.settings.history_concurrency,
+        return (
+            yield from self.rest.start_all(
+                requests,
+                [f"history of device {device_id}" for device_id in device_ids],
+                self.settings.history_concurrency,
+            )
         )
+
+    def finish(self, started: InFlight) -> Generator[Command, Answer, list[Page]]:
+        """The pages of requests begun with `start`, in order."""
+        responses = yield from self.rest.finish_all(started)
         pages: list[Page] = []
         for response in responses:
             try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from tap_disruptive.client.protocol.commands import Answer, Command, Delivery
 from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.history import ProjectHistory
+from tap_disruptive.client.protocol.rest import InFlight
 from tap_disruptive.model.times import just_before, micros_stamp, stamp_micros
 
 # A window is planned to hold this share of a page: density changes, and an overflow costs a request.
@@ -50,7 +51,9 @@ class _Device:
     """One device's reading: everything stamped before `frontier` has been delivered."""
 
     device_id: str
-    frontier: int  # microseconds
+    frontier: int  # microseconds: read up to here
+    # Handed over up to here: the frontier as of the device's last delivery (reading runs ahead of it).
+    delivered: int = 0
     # Full pages kept, the oldest last; the window being read ends at the last one's start at most.
     kept: list[_Kept] = field(default_factory=list)
     # The window being read: [frontier, window_end); None while the whole span is asked for.
@@ -82,10 +85,16 @@ class CatchUpPlan:
         begin = stamp_micros(start)
         # Devices waiting to be read, furthest behind first, so that the project's claim moves soonest.
         waiting = sorted((max(begin, stamp_micros(starts[d])) if d in starts else begin, d) for d in devices)
-        self._waiting = deque(_Device(d, frontier) for frontier, d in waiting if frontier < self._until)
+        self._waiting = deque(
+            _Device(d, frontier, frontier) for frontier, d in waiting if frontier < self._until
+        )
         self.stats.devices_planned += len(devices)
         self.stats.devices_caught_up += len(devices) - len(self._waiting)
         self._reading: list[_Device] = []
+        # Devices read to the end whose last events are still to be handed over.
+        self._handing: list[_Device] = []
+        # The devices of each round of requests in flight, by its handle.
+        self._rounds: dict[int, list[_Device]] = {}
         # DT's largest page: what is asked for, until a full page with a next one shows less.
         self.page = self.settings.history_page_size
         self.devices = len(devices)
@@ -93,13 +102,9 @@ class CatchUpPlan:
     def __repr__(self) -> str:
         return f"CatchUpPlan(project {self.history.project_id}, {self.devices} devices, until {self.until})"
 
-    @property
-    def done(self) -> bool:
-        return not self._waiting and not self._reading
-
     def claim(self) -> str:
         """The time up to which every selected device has been delivered: before the earliest frontier."""
-        frontiers = [device.frontier for device in self._reading]
+        frontiers = [device.delivered for device in (*self._reading, *self._handing)]
         if self._waiting:
             frontiers.append(self._waiting[0].frontier)
         return just_before(micros_stamp(min(frontiers) if frontiers else self._until))
@@ -119,26 +124,45 @@ class CatchUpPlan:
         `claim` is the complete_until of a delivery (the follower's, which includes this plan's own);
         `device_cap` is how far any device's frontier may go (what is still to come for all devices);
         `progressed` is told of every round of requests answered."""
-        concurrency = self.settings.history_concurrency
-        while not self.done:
-            while self._waiting and len(self._reading) < concurrency:
-                self._reading.append(self._waiting.popleft())
-            reading = list(self._reading)
-            requests = [
-                self.history.request(
-                    device.device_id,
-                    micros_stamp(device.frontier),
-                    micros_stamp(self._window_end(device)),
-                    device.token,
-                )
-                for device in reading
-            ]
-            pages = yield from self.history.pages([device.device_id for device in reading], requests)
+        # The next round of requests is in flight while the devices of the last one are delivered.
+        self._rounds.clear()  # a round a fault cut short is sent again
+        started = yield from self._start_round()
+        while started is not None:
+            pages = yield from self.history.finish(started)
             progressed()
-            for device, (items, token) in zip(reading, pages, strict=True):
-                ready = self._take_page(device, items, token)
-                if ready is not None:
-                    yield from self._deliver(device, ready, accept, claim, device_cap())
+            ready = [
+                (device, events)
+                for device, (items, token) in zip(self._rounds.pop(started.handle), pages, strict=True)
+                if (events := self._take_page(device, items, token)) is not None
+            ]
+            self._handing = [device for device, _ in ready if device not in self._reading]
+            started = yield from self._start_round()
+            for device, events in ready:
+                # Claimed as handed over: the consumer's bookmark holds once it has taken them all.
+                device.delivered = device.frontier
+                if device in self._handing:
+                    self._handing.remove(device)
+                yield from self._deliver(device, events, accept, claim, device_cap())
+
+    def _start_round(self) -> Generator[Command, Answer, InFlight | None]:
+        """One request for each device being read (taking on waiting ones first); None once all are done."""
+        while self._waiting and len(self._reading) < self.settings.history_concurrency:
+            self._reading.append(self._waiting.popleft())
+        if not self._reading:
+            return None
+        reading = list(self._reading)
+        requests = [
+            self.history.request(
+                device.device_id,
+                micros_stamp(device.frontier),
+                micros_stamp(self._window_end(device)),
+                device.token,
+            )
+            for device in reading
+        ]
+        started = yield from self.history.start([device.device_id for device in reading], requests)
+        self._rounds[started.handle] = reading
+        return started
 
     def _window_end(self, device: _Device) -> int:
         return self._until if device.window_end is None else device.window_end

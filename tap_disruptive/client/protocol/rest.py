@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tap_disruptive.client.protocol.auth import TokenCache
 from tap_disruptive.client.protocol.clock import ServerClock
-from tap_disruptive.client.protocol.commands import Answer, Command, OpenStream, Send, Sleep
+from tap_disruptive.client.protocol.commands import (
+    Answer,
+    CollectSend,
+    Command,
+    OpenStream,
+    Send,
+    Sleep,
+    StartSend,
+)
 from tap_disruptive.client.protocol.errors import (
     AuthenticationError,
     ConnectionFailed,
@@ -67,17 +75,27 @@ class Rest:
     ) -> Generator[Command, Answer, list[HttpResponse]]:
         """Many requests, each answered 200, sent `concurrency` at a time; transient failures are retried
         in rounds with backoff, a 401 once with a fresh token, and anything fatal raises."""
+        started = yield from self.start_all(requests, what, concurrency)
+        return (yield from self.finish_all(started))
+
+    def start_all(
+        self, requests: Sequence[HttpRequest], what: Sequence[str], concurrency: int = 1
+    ) -> Generator[Command, Answer, InFlight]:
+        """Start `send_all`'s requests and return at once; `finish_all` waits for them."""
+        header = yield from self.authorization()
+        handle = yield StartSend(_authorized(requests, header), concurrency)
+        assert isinstance(handle, int), "a driver answers StartSend with a handle"
+        return InFlight(handle, tuple(requests), tuple(what), concurrency)
+
+    def finish_all(self, started: InFlight) -> Generator[Command, Answer, list[HttpResponse]]:
+        """The answers of requests started with `start_all`, as `send_all` gives them."""
+        requests, what = started.requests, started.what
+        answers = self._observed((yield CollectSend(started.handle)), len(requests))
         done: dict[int, HttpResponse] = {}
         pending = list(range(len(requests)))
         retry = Backoff(self.settings)
         refreshed = False
-        while pending:
-            header = yield from self.authorization()
-            sending = [
-                replace(requests[i], headers={**requests[i].headers, "Authorization": header})
-                for i in pending
-            ]
-            answers = yield from self._send(sending, concurrency)
+        while True:
             again: list[int] = []
             worst: TransientError | None = None
             unauthorized = False
@@ -95,21 +113,27 @@ class Rest:
                     if worst is None or (error.retry_after or 0) > (worst.retry_after or 0):
                         worst = error
                 again.append(index)
+            if not again:
+                return [done[i] for i in range(len(requests))]
             if unauthorized:  # the token was refused: fetch a new one, once
                 self.tokens.invalidate()
                 refreshed = True
             if worst is not None:
                 yield Sleep(retry.next_wait(worst))
             pending = again
-        return [done[i] for i in range(len(requests))]
+            header = yield from self.authorization()
+            answers = yield from self._send(
+                _authorized([requests[i] for i in pending], header), started.concurrency
+            )
 
     def _send(
-        self, requests: list[HttpRequest], concurrency: int
+        self, requests: Sequence[HttpRequest], concurrency: int
     ) -> Generator[Command, Answer, list[HttpResponse | ConnectionFailed]]:
         answer = yield Send(tuple(requests), concurrency)
-        assert isinstance(answer, list) and len(answer) == len(requests), (
-            "a driver answers Send with one result each"
-        )
+        return self._observed(answer, len(requests))
+
+    def _observed(self, answer: Answer, count: int) -> list[HttpResponse | ConnectionFailed]:
+        assert isinstance(answer, list) and len(answer) == count, "a driver answers with one result each"
         for response in answer:
             if isinstance(response, HttpResponse):
                 self.clock.observe_date(response.headers.get("date"))
@@ -191,6 +215,22 @@ class Rest:
                     self.stats.faults["malformed_device"] += 1
             if not token:
                 return found
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Requests started by `Rest.start_all`, to be finished by `Rest.finish_all`."""
+
+    handle: int
+    requests: tuple[HttpRequest, ...]
+    what: tuple[str, ...]
+    concurrency: int
+
+
+def _authorized(requests: Sequence[HttpRequest], header: str) -> tuple[HttpRequest, ...]:
+    return tuple(
+        replace(request, headers={**request.headers, "Authorization": header}) for request in requests
+    )
 
 
 def json_object(response: HttpResponse, what: str) -> dict[str, Any]:
