@@ -255,7 +255,9 @@ class Follower:
                     if self.in_order:
                         yield from self._scan(self._gap, end, retry)
                     else:
-                        yield from self._plan_catch_up(self._gap, end or now, now, retry)
+                        # Up to DT's own now, which the estimate `now` may trail (even the start).
+                        until = end or max(now, self._gap.start)
+                        yield from self._plan_catch_up(self._gap, until, now, retry, open_end=end is None)
                 self._history_read = True
             elif self._plan is None and (
                 timestamp_seconds(now) - timestamp_seconds(self._gap.start) <= self.settings.live_lag
@@ -266,9 +268,12 @@ class Follower:
             else:
                 yield from self._plan_catch_up(self._gap, now, now, retry)
 
-    def _plan_catch_up(self, read: PendingRead, until: str, now: str, retry: Backoff) -> Steps:
+    def _plan_catch_up(
+        self, read: PendingRead, until: str, now: str, retry: Backoff, open_end: bool = False
+    ) -> Steps:
         """Read every selected device from its start to `until`, a device at a time, planned by cost; a
-        plan cut short by a fault is taken up where it stood."""
+        plan cut short by a fault is taken up where it stood. `open_end`: a history-only run reads up to
+        DT's own now (see `CatchUpPlan`)."""
         plan = self._plan
         if plan is None:
             plan = self._plan = CatchUpPlan(
@@ -277,6 +282,7 @@ class Follower:
                 start=read.start,
                 until=until,
                 device_starts=self._device_starts,
+                open_end=open_end,
             )
             # What could still change near now is read again after the indexing delay; scheduled now,
             # so that no delivery of the plan claims it.

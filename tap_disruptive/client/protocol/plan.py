@@ -75,8 +75,12 @@ class CatchUpPlan:
         start: str,
         until: str,
         device_starts: Mapping[str, str] | None = None,
+        open_end: bool = False,
     ) -> None:
         self.history = history
+        # With an open end, a device's last window is asked with no end_time: up to DT's own now,
+        # which `until` (the client's estimate of it) may trail; what comes past it is delivered, not claimed.
+        self.open_end = open_end
         self.settings = history.settings
         self.stats = history.stats
         self.until = until
@@ -86,7 +90,7 @@ class CatchUpPlan:
         # Devices waiting to be read, furthest behind first, so that the project's claim moves soonest.
         waiting = sorted((max(begin, stamp_micros(starts[d])) if d in starts else begin, d) for d in devices)
         self._waiting = deque(
-            _Device(d, frontier, frontier) for frontier, d in waiting if frontier < self._until
+            _Device(d, frontier, frontier) for frontier, d in waiting if frontier < self._until or open_end
         )
         self.stats.devices_planned += len(devices)
         self.stats.devices_caught_up += len(devices) - len(self._waiting)
@@ -155,7 +159,7 @@ class CatchUpPlan:
             self.history.request(
                 device.device_id,
                 micros_stamp(device.frontier),
-                micros_stamp(self._window_end(device)),
+                self._asked_end(device),
                 device.token,
             )
             for device in reading
@@ -167,10 +171,14 @@ class CatchUpPlan:
     def _window_end(self, device: _Device) -> int:
         return self._until if device.window_end is None else device.window_end
 
+    def _asked_end(self, device: _Device) -> str | None:
+        """The end_time of a device's window: None for the last one of a plan with an open end."""
+        end = self._window_end(device)
+        return None if self.open_end and end == self._until else micros_stamp(end)
+
     def _take_page(self, device: _Device, items: list[Event | ValueError], token: str) -> list[Event] | None:
         """Take one page of a device's window; the window's events, oldest first, once it is whole."""
-        window = micros_stamp(device.frontier), micros_stamp(self._window_end(device))
-        self.history.collect(items, *window, device.found)
+        self.history.collect(items, micros_stamp(device.frontier), self._asked_end(device), device.found)
         if token and len(items) < self.page:
             self.page = max(1, len(items))  # DT gives less than asked: that is its largest page
         if not token:
