@@ -23,6 +23,7 @@ from tap_disruptive.client.protocol.events import Event
 from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpResponse
 from tap_disruptive.client.protocol.pacing import RequestPacer
+from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.model.times import format_timestamp
 from tests.support.simulation import PROJECT, SETTINGS, Device, SimulatedDT, VirtualClock
 
@@ -68,8 +69,17 @@ class Reader:
     """Runs history-only followers one after another, each stopped (or not) after some deliveries,
     keeping the bookmark and the device frontiers as the tap's STATE does."""
 
-    def __init__(self, dt: SimulatedDT, clock: VirtualClock) -> None:
-        self.dt, self.clock = dt, clock
+    def __init__(
+        self,
+        dt: SimulatedDT,
+        clock: VirtualClock,
+        in_order: bool = False,
+        client: ClientSettings = PLAN_SETTINGS,
+    ) -> None:
+        self.dt, self.clock, self.in_order, self.settings = dt, clock, in_order, client
+        self.order: list[tuple[str, str]] = []
+        self.census = 0
+        self.slices = 0
         self.start = format_timestamp(clock.now - DAY - 120)
         self.bookmark: str | None = None
         self.devices: dict[str, str] = {}
@@ -81,11 +91,12 @@ class Reader:
         """One run; True if it read to the end."""
         server_clock = ServerClock(self.clock.monotonic, lambda: self.clock.now)
         follower = Follower(
-            PLAN_SETTINGS,
+            self.settings,
             PROJECT,
             None,
             self.bookmark or self.start,
             live=False,
+            in_order=self.in_order,
             device_starts=self.devices,
             clock=server_clock,
             monotonic=self.clock.monotonic,
@@ -125,10 +136,13 @@ class Reader:
         finally:
             steps.close()
             self.requests += follower.stats.history_requests
+            self.census += follower.stats.census_requests
+            self.slices += follower.stats.slices
 
     def take(self, delivery: Delivery, taken: int) -> None:
         for event in delivery.events[:taken]:
             self.written[event.event_id] += 1
+            self.order.append((event.timestamp, event.event_id))
             self.by_device.setdefault(event.device_id, []).append(event)
         self.bookmark = bookmark_after(self.bookmark, delivery.events, delivery.complete_until, taken)
         if delivery.device_id is not None:
@@ -195,6 +209,32 @@ def test_runs_stopped_anywhere_lose_nothing_and_read_again_only_what_was_in_flig
     # the pages it kept (at most two).
     bound = 1.5 * _minimum(counts) + len(counts) + (runs - 1) * 3 * len(counts)
     assert reader.requests <= bound, (reader.requests, _minimum(counts), runs, counts)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    quiet=st.lists(st.sampled_from([("silent", 0), ("quiet", 3), ("quiet", 10)]), min_size=1, max_size=10),
+    busy=st.lists(st.integers(2 * PAGE, 6 * PAGE), min_size=1, max_size=3),
+)
+def test_a_catch_up_in_time_order_asks_quiet_devices_once_and_busy_ones_by_slice(
+    seed: int, quiet: list[tuple[str, int]], busy: list[int]
+) -> None:
+    kinds = quiet + [("busy", count) for count in busy]
+    dt, clock, _ = _world(seed, kinds)
+    # Room to keep every quiet device's events (past `slice_events` kept, a device is read by slice), and
+    # slices that the busy devices fill several times over.
+    reader = Reader(dt, clock, in_order=True, client=replace(PLAN_SETTINGS, slice_events=4 * PAGE))
+    assert reader.run(None, random.Random(seed))
+    assert sorted(reader.written) == sorted(event.event_id for event in dt.ledger)
+    assert max(reader.written.values(), default=1) == 1
+    assert reader.order == sorted(reader.order), "in time order across devices"
+    # One census request a device; after it, only the busy devices are asked, slice by slice, but for
+    # the last slice of a history-only run, read up to DT's own now, past what the census covered.
+    assert reader.census == len(kinds)
+    quiet_asked = [dt.history_requests.get(f"dev{n:03d}", 0) for n in range(len(quiet))]
+    assert all(asked <= 2 for asked in quiet_asked), (quiet_asked, dt.history_requests)
+    assert reader.slices >= 3, reader.slices
 
 
 # --- the pacer ---------------------------------------------------------------------------------------

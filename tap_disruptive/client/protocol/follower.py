@@ -253,7 +253,7 @@ class Follower:
                 end = self._history_end
                 if end is None or self._gap.start < end:
                     if self.in_order:
-                        yield from self._scan(self._gap, end, retry)
+                        yield from self._scan_in_order(self._gap, end, now, retry)
                     else:
                         # Up to DT's own now, which the estimate `now` may trail (even the start).
                         until = end or max(now, self._gap.start)
@@ -264,9 +264,21 @@ class Follower:
             ):
                 return
             elif self.in_order:
-                yield from self._scan(self._gap, now, retry)
+                yield from self._scan_in_order(self._gap, now, now, retry)
             else:
                 yield from self._plan_catch_up(self._gap, now, now, retry)
+
+    def _scan_in_order(self, read: PendingRead, until: str | None, now: str, retry: Backoff) -> Steps:
+        """A catch-up in time order: slices across devices up to `until` (None: DT's now), after a census
+        over a long span (up to `until`, else the estimate of DT's now), so that a device with few events
+        or none costs one request a census, not one a slice."""
+        census_until = until or max(now, read.start)
+        if self._reader.long_span(read.start, census_until):
+            yield from self._reader.take_census(self._selected, read.start, census_until)
+        try:
+            yield from self._scan(read, until, retry)
+        finally:
+            self._reader.end_census()
 
     def _plan_catch_up(
         self, read: PendingRead, until: str, now: str, retry: Backoff, open_end: bool = False

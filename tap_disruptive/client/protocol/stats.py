@@ -18,6 +18,7 @@ class ClientStats:
     filtered_out: int = 0  # events the local filter dropped
     history_requests: int = 0
     slices: int = 0  # history slices read
+    census_requests: int = 0  # of the history requests, those of a census before a long scan in time order
     windows: int = 0  # windows of a device's history read by a catch-up plan
     kept_pages: int = 0  # full pages of a window kept while what comes before them is read
     devices_planned: int = 0  # devices a catch-up plan set out to read, and of those read to its end
