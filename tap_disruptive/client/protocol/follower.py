@@ -273,12 +273,17 @@ class Follower:
         over a long span (up to `until`, else the estimate of DT's now), so that a device with few events
         or none costs one request a census, not one a slice."""
         census_until = until or max(now, read.start)
-        if self._reader.long_span(read.start, census_until):
-            yield from self._reader.take_census(self._selected, read.start, census_until)
-        try:
+        if not self._reader.long_span(read.start, census_until):
             yield from self._scan(read, until, retry)
+            return
+        yield from self._reader.take_census(self._selected, read.start, census_until)
+        try:
+            # The census's span, then (with an open end) the rest up to DT's now, every device asked.
+            yield from self._scan(read, census_until, retry)
         finally:
             self._reader.end_census()
+        if until is None:
+            yield from self._scan(read, None, retry)
 
     def _plan_catch_up(
         self, read: PendingRead, until: str, now: str, retry: Backoff, open_end: bool = False
