@@ -28,7 +28,7 @@ from tap_disruptive.client.protocol.commands import (
     TimedOut,
 )
 from tap_disruptive.client.protocol.errors import ConnectionFailed
-from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.events import Event, sort_key
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.follower import Follower
 from tap_disruptive.client.protocol.http import HttpRequest, HttpResponse
@@ -321,7 +321,7 @@ class AsyncDisruptiveClient:
         finally:
             await stream.aclose()
         # Read per device: put in time order across devices.
-        events.sort(key=lambda event: (event.timestamp, event.event_id))
+        events.sort(key=sort_key)
         return events
 
     def follow(

@@ -126,6 +126,11 @@ _TARGETS: dict[str, tuple[str, str]] = {}
 _CANONICAL_SECONDS: set[str] = set()
 
 
+def sort_key(event: Event) -> tuple[str, str]:
+    """Time order, ties broken by id: how events read from history are handed over."""
+    return (event.timestamp, event.event_id)
+
+
 def _device_of(target_name: str) -> tuple[str, str]:
     """(project id, device id) of an event's target; ValueError if it is not a device."""
     ids = _TARGETS.get(target_name)

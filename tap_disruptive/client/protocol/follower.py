@@ -41,14 +41,14 @@ from tap_disruptive.client.protocol.errors import (
     DisruptiveError,
     TransientError,
 )
-from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.events import Event, sort_key
 from tap_disruptive.client.protocol.filters import EventFilter
 from tap_disruptive.client.protocol.history import ProjectHistory
 from tap_disruptive.client.protocol.http import HttpResponse, status_error
 from tap_disruptive.client.protocol.plan import CatchUpPlan
 from tap_disruptive.client.protocol.rest import Rest
 from tap_disruptive.client.protocol.retry import Backoff
-from tap_disruptive.client.protocol.scan import HistoryReader, sort_key
+from tap_disruptive.client.protocol.scan import HistoryReader
 from tap_disruptive.client.protocol.settings import ClientSettings
 from tap_disruptive.client.protocol.stats import ClientStats
 from tap_disruptive.model.devices import Device

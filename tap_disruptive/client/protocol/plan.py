@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tap_disruptive.client.protocol.commands import Answer, Command, Delivery
-from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.events import Event, sort_key
 from tap_disruptive.client.protocol.history import ProjectHistory
 from tap_disruptive.client.protocol.rest import InFlight
 from tap_disruptive.model.times import just_before, micros_stamp, stamp_micros
@@ -48,11 +48,11 @@ class _Kept:
 
 @dataclass
 class _Device:
-    """One device's reading: everything stamped before `frontier` has been delivered."""
+    """One device's reading: read up to `frontier`, and handed over up to `delivered`."""
 
     device_id: str
-    frontier: int  # microseconds: read up to here
-    # Handed over up to here: the frontier as of the device's last delivery (reading runs ahead of it).
+    frontier: int  # microseconds
+    # The frontier as of the device's last delivery: reading runs a round ahead of handing over.
     delivered: int = 0
     # Full pages kept, the oldest last; the window being read ends at the last one's start at most.
     kept: list[_Kept] = field(default_factory=list)
@@ -193,7 +193,7 @@ class CatchUpPlan:
         """A window's first page is full: keep its events (the window's newest) and read what comes
         before them in windows sized by their density. False where nothing comes before them (every
         event is stamped at the window's start): the window is read through its pages then."""
-        events = sorted(device.found.values(), key=_key)
+        events = sorted(device.found.values(), key=sort_key)
         end = self._window_end(device)
         oldest = stamp_micros(events[0].timestamp) if events else device.frontier
         if oldest <= device.frontier:
@@ -215,7 +215,7 @@ class CatchUpPlan:
     def _window_read(self, device: _Device) -> list[Event]:
         """A window is read: its events, and those of the kept page it reaches, oldest first."""
         end = self._window_end(device)
-        events = sorted(device.found.values(), key=_key)
+        events = sorted(device.found.values(), key=sort_key)
         device.found = {}
         if device.window_end is not None and end > device.frontier:
             self.stats.windows += 1
@@ -271,7 +271,3 @@ class CatchUpPlan:
                 if project_until is not None:
                     project_until = min(project_until, device_until)
             yield Delivery(chunk, project_until, device.device_id, device_until)
-
-
-def _key(event: Event) -> tuple[str, str]:
-    return (event.timestamp, event.event_id)

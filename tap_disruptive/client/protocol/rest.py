@@ -148,7 +148,8 @@ class Rest:
         while True:
             header = yield from self.authorization()
             request = self.build(f"/projects/{project_id}/devices:stream", params, "stream")
-            answer = yield OpenStream(replace(request, headers={**request.headers, "Authorization": header}))
+            (authorized,) = _authorized([request], header)
+            answer = yield OpenStream(authorized)
             if isinstance(answer, ConnectionFailed):
                 raise answer
             assert isinstance(answer, HttpResponse)

@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 
 from tap_disruptive.client.protocol.commands import Answer, Command
-from tap_disruptive.client.protocol.events import Event
+from tap_disruptive.client.protocol.events import Event, sort_key
 from tap_disruptive.client.protocol.history import ProjectHistory
 from tap_disruptive.model.times import shift, stamp_micros
 
 _SHORTEST_SLICE = 1.0
 # Empty stretches make slices grow fourfold each: a start decades back is crossed in a dozen slices.
 _LONGEST_SLICE = 100 * 365 * 86_400.0
-
-
-def sort_key(event: Event) -> tuple[str, str]:
-    return (event.timestamp, event.event_id)
 
 
 class HistoryReader:
